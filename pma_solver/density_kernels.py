@@ -1,0 +1,209 @@
+"""Compiled evaluation of log-densities at arbitrary points, for use inside step kernels.
+
+A density is flattened into (code, params): an integer kind and a float64 parameter
+vector. The layouts (d = dimension) are
+
+    GAUSSIAN      [d, mean(d), precision(d*d), log normaliser]
+    MIXTURE       [d, K, K blocks of (log weight + log normaliser, mean(d), precision(d*d))]
+    UNIFORM_BOX   [d, lower(d), upper(d), log value]
+    UNIFORM_BALL  [d, centre(d), radius, log value]
+    POLYGON       [2, m, vertices (m*2, counter-clockwise), log value]
+    GRID          [d, lower(d), upper(d), shape(d), values(prod shape)]  multilinear in values
+    PRODUCT       [d, then per axis: code, length, 1-D params]
+
+Outside a bounded support the log-density is LOG_FLOOR (not -inf), which keeps every
+kernel finite; the transport boundary condition keeps the map inside the support.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+EXTERNAL = 0
+GAUSSIAN = 1
+MIXTURE = 2
+UNIFORM_BOX = 3
+UNIFORM_BALL = 4
+POLYGON = 5
+GRID = 6
+PRODUCT = 7
+
+LOG_FLOOR = -700.0
+
+
+@njit(cache=True)
+def _gaussian(par, o, d, y0, y1, y2):
+    z0 = y0 - par[o]
+    if d == 1:
+        return par[o + 2] - 0.5 * par[o + 1] * z0 * z0
+    z1 = y1 - par[o + 1]
+    if d == 2:
+        p = o + 2
+        q = par[p] * z0 * z0 + 2.0 * par[p + 1] * z0 * z1 + par[p + 3] * z1 * z1
+        return par[o + 6] - 0.5 * q
+    z2 = y2 - par[o + 2]
+    p = o + 3
+    q = (par[p] * z0 * z0 + par[p + 4] * z1 * z1 + par[p + 8] * z2 * z2
+         + 2.0 * (par[p + 1] * z0 * z1 + par[p + 2] * z0 * z2 + par[p + 5] * z1 * z2))
+    return par[o + 12] - 0.5 * q
+
+
+@njit(cache=True)
+def _mixture(par, o, d, y0, y1, y2):
+    # Streaming log-sum-exp: no allocation inside the stencil loop.
+    k = int(par[o])
+    block = 1 + d + d * d
+    m = -np.inf
+    s = 0.0
+    for j in range(k):
+        b = o + 1 + j * block
+        v = par[b] + _gaussian_nolog(par, b + 1, d, y0, y1, y2)
+        if v > m:
+            s = s * math.exp(m - v) + 1.0
+            m = v
+        else:
+            s += math.exp(v - m)
+    return m + math.log(s)
+
+
+@njit(cache=True)
+def _gaussian_nolog(par, o, d, y0, y1, y2):
+    z0 = y0 - par[o]
+    if d == 1:
+        return -0.5 * par[o + 1] * z0 * z0
+    z1 = y1 - par[o + 1]
+    if d == 2:
+        p = o + 2
+        return -0.5 * (par[p] * z0 * z0 + 2.0 * par[p + 1] * z0 * z1 + par[p + 3] * z1 * z1)
+    z2 = y2 - par[o + 2]
+    p = o + 3
+    return -0.5 * (par[p] * z0 * z0 + par[p + 4] * z1 * z1 + par[p + 8] * z2 * z2
+                   + 2.0 * (par[p + 1] * z0 * z1 + par[p + 2] * z0 * z2 + par[p + 5] * z1 * z2))
+
+
+@njit(cache=True)
+def _coord(k, y0, y1, y2):
+    if k == 0:
+        return y0
+    if k == 1:
+        return y1
+    return y2
+
+
+@njit(cache=True)
+def _uniform_box(par, o, d, y0, y1, y2):
+    for k in range(d):
+        y = _coord(k, y0, y1, y2)
+        if y < par[o + k] or y > par[o + d + k]:
+            return LOG_FLOOR
+    return par[o + 2 * d]
+
+
+@njit(cache=True)
+def _uniform_ball(par, o, d, y0, y1, y2):
+    r2 = 0.0
+    for k in range(d):
+        z = _coord(k, y0, y1, y2) - par[o + k]
+        r2 += z * z
+    if r2 > par[o + d] * par[o + d]:
+        return LOG_FLOOR
+    return par[o + d + 1]
+
+
+@njit(cache=True)
+def _polygon(par, o, y0, y1):
+    m = int(par[o])
+    v = o + 1
+    for j in range(m):
+        ax = par[v + 2 * j]
+        ay = par[v + 2 * j + 1]
+        jn = (j + 1) % m
+        bx = par[v + 2 * jn]
+        by = par[v + 2 * jn + 1]
+        if (bx - ax) * (y1 - ay) - (by - ay) * (y0 - ax) < 0.0:
+            return LOG_FLOOR
+    return par[v + 2 * m]
+
+
+@njit(cache=True)
+def _cell(par, lo, hi, sh, k, y):
+    """Cell index and weight of coordinate y on axis k; index -1 when outside."""
+    n = int(par[sh + k])
+    a = par[lo + k]
+    b = par[hi + k]
+    if y < a or y > b:
+        return -1, 0.0, n
+    s = (y - a) / (b - a) * (n - 1)
+    i = min(int(s), n - 2)
+    return i, s - i, n
+
+
+@njit(cache=True)
+def _grid(par, o, d, y0, y1, y2):
+    """Multilinear interpolation of tabulated density values; LOG_FLOOR outside the box."""
+    lo, hi, sh, vals = o, o + d, o + 2 * d, o + 3 * d
+    i0, w0, n0 = _cell(par, lo, hi, sh, 0, y0)
+    i1, w1, n1 = (0, 0.0, 1) if d < 2 else _cell(par, lo, hi, sh, 1, y1)
+    i2, w2, n2 = (0, 0.0, 1) if d < 3 else _cell(par, lo, hi, sh, 2, y2)
+    if i0 < 0 or i1 < 0 or i2 < 0:
+        return LOG_FLOOR
+    total = 0.0
+    for b0 in range(2):
+        f0 = w0 if b0 else 1.0 - w0
+        for b1 in range(2 if d > 1 else 1):
+            f1 = (w1 if b1 else 1.0 - w1) if d > 1 else 1.0
+            for b2 in range(2 if d > 2 else 1):
+                f2 = (w2 if b2 else 1.0 - w2) if d > 2 else 1.0
+                w = f0 * f1 * f2
+                if w != 0.0:
+                    flat = ((i0 + b0) * n1 + i1 + b1) * n2 + i2 + b2
+                    total += w * par[vals + flat]
+    if total <= 0.0:
+        return LOG_FLOOR
+    return math.log(total)
+
+
+@njit(cache=True)
+def _simple(code, par, o, d, y0, y1, y2):
+    if code == GAUSSIAN:
+        return _gaussian(par, o, d, y0, y1, y2)
+    if code == MIXTURE:
+        return _mixture(par, o, d, y0, y1, y2)
+    if code == UNIFORM_BOX:
+        return _uniform_box(par, o, d, y0, y1, y2)
+    if code == UNIFORM_BALL:
+        return _uniform_ball(par, o, d, y0, y1, y2)
+    if code == POLYGON:
+        return _polygon(par, o, y0, y1)
+    if code == GRID:
+        return _grid(par, o, d, y0, y1, y2)
+    return np.nan
+
+
+@njit(cache=True)
+def log_density_at(code, par, y0, y1, y2):
+    """log q(y) for a flattened density; y2 (and y1) are ignored below 3 (2) dimensions."""
+    d = int(par[0])
+    if code == PRODUCT:
+        o = 1
+        total = 0.0
+        for k in range(d):
+            c = int(par[o])
+            n = int(par[o + 1])
+            total += _simple(c, par, o + 3, 1, _coord(k, y0, y1, y2), 0.0, 0.0)
+            o += 2 + n
+        return max(total, LOG_FLOOR)
+    return max(_simple(code, par, 1, d, y0, y1, y2), LOG_FLOOR)
+
+
+@njit(cache=True)
+def log_density_points(code, par, pts, out):
+    """Vectorised log q over points of shape (n, d) (used for tests and for source values)."""
+    d = pts.shape[1]
+    for i in range(pts.shape[0]):
+        y0 = pts[i, 0]
+        y1 = pts[i, 1] if d > 1 else 0.0
+        y2 = pts[i, 2] if d > 2 else 0.0
+        out[i] = log_density_at(code, par, y0, y1, y2)

@@ -1,0 +1,165 @@
+"""The discrete right-hand side F(u) = log det D^2 phi + log q(grad phi) - log p.
+
+`FlowOperator` does the grid bookkeeping (padding, ghost filling, source values, target
+flattening, parallel dispatch) around the compiled node kernels.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from . import density_kernels as dk
+from .case import Case
+from .errors import CaseError
+from .kernels import common
+from .kernels.drivers import NSTATS, STATS, rhs_parallel, rhs_serial
+
+PARALLEL_THRESHOLD = 16_384   # nodes; below this thread start-up costs more than it saves
+
+
+class FlowOperator:
+    def __init__(self, case: Case):
+        self.case = case
+        grid, scheme, boundary = case.grid, case.scheme, case.boundary
+        self.grid = grid
+        self.dim = grid.dim
+        self.g = g = scheme.ghost
+        if boundary.periodic:
+            from .boundary import check_periodic_grid
+            check_periodic_grid(grid, g)
+        boundary.setup(grid, g, case.exact)
+        self.boundary = boundary
+        self.shape = boundary.padded_shape
+        self.lo, self.hi = boundary.lo, boundary.hi
+        self.unknown = tuple(slice(a, b) for a, b in zip(self.lo, self.hi))
+        self.nodes = tuple(slice(g, g + n) for n in grid.shape) + (slice(None),) * (3 - self.dim)
+
+        geo = np.zeros(14)
+        geo[common.H0:common.H0 + 3] = 1.0
+        geo[common.H0:common.H0 + self.dim] = grid.spacing
+        geo[common.X0:common.X0 + self.dim] = np.asarray(grid.lower) - g * np.asarray(grid.spacing)
+        geo[common.L0:common.L0 + 3] = 1.0
+        geo[common.L0:common.L0 + self.dim] = grid.length
+        geo[common.LOW0:common.LOW0 + self.dim] = grid.lower
+        geo[common.IDENTITY] = 1.0 if boundary.periodic else 0.0
+        geo[common.WRAP] = 1.0 if boundary.periodic else 0.0
+        self.geo = geo
+
+        self.points = points = grid.padded_points(g).reshape(self.shape + (self.dim,))
+        logp = case.source.log_density(points)
+        bad = ~np.isfinite(logp[self.unknown])
+        if bad.any():
+            x = points[self.unknown][bad][0]
+            raise CaseError(f"the source density is zero or not finite at grid node x = {x.tolist()}; "
+                            "the source must be positive on the grid (shrink the box)",
+                            table="source", key="kind")
+        self.logp = np.where(np.isfinite(logp), logp, dk.LOG_FLOOR)
+        self.weight = np.zeros(self.shape)
+        self.weight[self.unknown] = np.exp(self.logp[self.unknown]) * grid.cell_volume
+
+        compiled = case.target.compiled()
+        if compiled is None:
+            self.code, self.par = dk.EXTERNAL, np.zeros(1)
+            self.ext = np.zeros((1 + self.dim,) + self.shape)
+        else:
+            self.code, self.par = compiled
+            self.par = np.ascontiguousarray(self.par, dtype=float)
+            self.ext = np.zeros((1, 1, 1, 1))
+        self.kernel = scheme.kernel
+        self.delta = scheme.delta
+        self.dirs, self.dgeom, self.frames = (np.ascontiguousarray(a) for a in scheme.stencil())
+        self.out = np.zeros(self.shape)
+        self.active = np.zeros(self.shape, dtype=np.int32)
+        self.stats = np.zeros(NSTATS)
+
+    # -- state ---------------------------------------------------------------
+    def initial_state(self) -> np.ndarray:
+        """Padded unknown at t = 0 (psi on the torus, phi otherwise)."""
+        init = self.case.initial
+        x = self.points
+        if init.kind == "quadratic":
+            phi = 0.5 * np.sum(x * x, axis=-1)
+        elif init.kind == "exact":
+            phi = self.case.exact.potential(x)
+        else:
+            phi = init.expression(x)
+        u = phi - 0.5 * np.sum(x * x, axis=-1) if self.boundary.periodic else phi
+        u = np.ascontiguousarray(u, dtype=float)
+        self.boundary.fill(u, 0.0)
+        return u
+
+    def potential(self, u: np.ndarray) -> np.ndarray:
+        """phi at the grid nodes, shape grid.shape."""
+        phi = u[self.nodes]
+        if self.boundary.periodic:
+            x = self.points[self.nodes]
+            phi = phi + 0.5 * np.sum(x * x, axis=-1)
+        return phi.reshape(self.grid.shape).copy()
+
+    def gradient(self, u: np.ndarray) -> np.ndarray:
+        """Centred axis gradient of phi at the grid nodes, shape (dim, *grid.shape)."""
+        out = np.empty((self.dim,) + self.grid.shape)
+        g = self.g
+        for k in range(self.dim):
+            plus = list(self.nodes)
+            minus = list(self.nodes)
+            n = self.grid.shape[k]
+            plus[k] = slice(g + 1, g + 1 + n)
+            minus[k] = slice(g - 1, g - 1 + n)
+            grad = (u[tuple(plus)] - u[tuple(minus)]) / (2.0 * self.grid.spacing[k])
+            if self.boundary.periodic:
+                grad = grad + self.points[self.nodes][..., k]
+            out[k] = grad.reshape(self.grid.shape)
+        return out
+
+    # -- evaluation ------------------------------------------------------------
+    def _update_external(self, u: np.ndarray) -> None:
+        """Value and gradient of log q at the axis gradient, for targets without a kernel."""
+        grad = np.moveaxis(self.gradient(u), 0, -1)
+        if self.boundary.periodic:
+            grad = np.asarray(self.grid.lower) + np.mod(grad - np.asarray(self.grid.lower), self.grid.length)
+        target = self.case.target
+        lq = target.log_density(grad)
+        lq = np.where(np.isfinite(lq), lq, dk.LOG_FLOOR)
+        nodes = self.nodes
+        shape = self.out[nodes].shape
+        self.ext[0][nodes] = lq.reshape(shape)
+        for k in range(self.dim):
+            step = 1e-5 * (1.0 + np.abs(grad[..., k]))
+            e = np.zeros(self.dim)
+            e[k] = 1.0
+            hp = target.log_density(grad + step[..., None] * e)
+            hm = target.log_density(grad - step[..., None] * e)
+            slope = np.where(np.isfinite(hp) & np.isfinite(hm), (hp - hm) / (2 * step), 0.0)
+            self.ext[1 + k][nodes] = slope.reshape(shape)
+
+    def evaluate(self, u: np.ndarray, diag: bool = False) -> dict:
+        """Compute F(u) into self.out (unknown nodes) and return the kernel reductions."""
+        if self.code == dk.EXTERNAL:
+            self._update_external(u)
+        kernel = rhs_parallel if self._parallel() else rhs_serial
+        kernel(self.kernel, self.dim, u, self.lo, self.hi, self.geo, self.logp, self.weight,
+               self.code, self.par, self.ext, self.delta, self.dirs, self.dgeom, self.frames,
+               self.out, self.active, self.stats, diag)
+        return dict(zip(STATS, self.stats.tolist()))
+
+    def residual_field(self) -> np.ndarray:
+        return self.out[self.unknown]
+
+    def euler_step(self, new: np.ndarray, old: np.ndarray, dt: float) -> None:
+        """new = old + dt * F(old) on the unknown nodes (F, evaluated last, is zero elsewhere)."""
+        update = common.euler_update_parallel if self._parallel() else common.euler_update
+        update(new.reshape(-1), old.reshape(-1), self.out.reshape(-1), dt)
+
+    def _parallel(self) -> bool:
+        return self.grid.size >= PARALLEL_THRESHOLD and numba.get_num_threads() > 1
+
+    @property
+    def total_weight(self) -> float:
+        return float(self.weight.sum())
+
+    def max_stable_dt(self) -> float:
+        coef = self.stats[0]
+        return math.inf if coef <= 0 else 1.0 / coef
