@@ -206,7 +206,7 @@ def build_case(data: dict, path: Path, text: str) -> Case:
     resolved["boundary"] = boundary_t.resolved
 
     t = _table(data, "initial", required=False)
-    kind = t.string("kind", "quadratic", choices=("quadratic", "exact", "expression"))
+    kind = t.string("kind", "quadratic", choices=("quadratic", "harmonic", "exact", "expression"))
     initial = Initial(kind, Expression(t.string("potential"), dim, table="initial", key="potential")
                       if kind == "expression" else None)
     resolved["initial"] = t.done()

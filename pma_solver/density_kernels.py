@@ -13,6 +13,8 @@ vector. The layouts (d = dimension) are
 
 Outside a bounded support the log-density is LOG_FLOOR (not -inf), which keeps every
 kernel finite; the transport boundary condition keeps the map inside the support.
+Densities with unbounded support are never clamped: their log keeps the restoring slope
+that pulls a far-out map value back.
 """
 from __future__ import annotations
 
@@ -194,8 +196,8 @@ def log_density_at(code, par, y0, y1, y2):
             n = int(par[o + 1])
             total += _simple(c, par, o + 3, 1, _coord(k, y0, y1, y2), 0.0, 0.0)
             o += 2 + n
-        return max(total, LOG_FLOOR)
-    return max(_simple(code, par, 1, d, y0, y1, y2), LOG_FLOOR)
+        return total
+    return _simple(code, par, 1, d, y0, y1, y2)
 
 
 @njit(cache=True)
@@ -207,3 +209,94 @@ def log_density_points(code, par, pts, out):
         y1 = pts[i, 1] if d > 1 else 0.0
         y2 = pts[i, 2] if d > 2 else 0.0
         out[i] = log_density_at(code, par, y0, y1, y2)
+
+
+@njit(cache=True)
+def _gaussian_grad(par, o, d, y0, y1, y2, with_norm):
+    """(log value, gradient) of one Gaussian block [mean, precision(, lognorm)]."""
+    z0 = y0 - par[o]
+    if d == 1:
+        g0 = -par[o + 1] * z0
+        v = 0.5 * g0 * z0
+        return v + (par[o + 2] if with_norm else 0.0), g0, 0.0, 0.0
+    z1 = y1 - par[o + 1]
+    if d == 2:
+        p = o + 2
+        g0 = -(par[p] * z0 + par[p + 1] * z1)
+        g1 = -(par[p + 2] * z0 + par[p + 3] * z1)
+        v = 0.5 * (g0 * z0 + g1 * z1)
+        return v + (par[o + 6] if with_norm else 0.0), g0, g1, 0.0
+    z2 = y2 - par[o + 2]
+    p = o + 3
+    g0 = -(par[p] * z0 + par[p + 1] * z1 + par[p + 2] * z2)
+    g1 = -(par[p + 3] * z0 + par[p + 4] * z1 + par[p + 5] * z2)
+    g2 = -(par[p + 6] * z0 + par[p + 7] * z1 + par[p + 8] * z2)
+    v = 0.5 * (g0 * z0 + g1 * z1 + g2 * z2)
+    return v + (par[o + 12] if with_norm else 0.0), g0, g1, g2
+
+
+@njit(cache=True)
+def _mixture_grad(par, o, d, y0, y1, y2):
+    k = int(par[o])
+    block = 1 + d + d * d
+    m = -np.inf
+    s = 0.0
+    a0 = a1 = a2 = 0.0
+    for j in range(k):
+        b = o + 1 + j * block
+        v, g0, g1, g2 = _gaussian_grad(par, b + 1, d, y0, y1, y2, False)
+        v += par[b]
+        if v > m:
+            r = math.exp(m - v)
+            s = s * r + 1.0
+            a0 = a0 * r + g0
+            a1 = a1 * r + g1
+            a2 = a2 * r + g2
+            m = v
+        else:
+            e = math.exp(v - m)
+            s += e
+            a0 += e * g0
+            a1 += e * g1
+            a2 += e * g2
+    return m + math.log(s), a0 / s, a1 / s, a2 / s
+
+
+@njit(cache=True)
+def _simple_grad(code, par, o, d, y0, y1, y2):
+    if code == GAUSSIAN:
+        return _gaussian_grad(par, o, d, y0, y1, y2, True)
+    if code == MIXTURE:
+        return _mixture_grad(par, o, d, y0, y1, y2)
+    # Piecewise-constant or tabulated densities: central differences.
+    v = _simple(code, par, o, d, y0, y1, y2)
+    e0 = 1e-6 * (1.0 + abs(y0))
+    g0 = (_simple(code, par, o, d, y0 + e0, y1, y2) - _simple(code, par, o, d, y0 - e0, y1, y2)) / (2 * e0)
+    g1 = 0.0
+    g2 = 0.0
+    if d > 1:
+        e1 = 1e-6 * (1.0 + abs(y1))
+        g1 = (_simple(code, par, o, d, y0, y1 + e1, y2) - _simple(code, par, o, d, y0, y1 - e1, y2)) / (2 * e1)
+    if d > 2:
+        e2 = 1e-6 * (1.0 + abs(y2))
+        g2 = (_simple(code, par, o, d, y0, y1, y2 + e2) - _simple(code, par, o, d, y0, y1, y2 - e2)) / (2 * e2)
+    return v, g0, g1, g2
+
+
+@njit(cache=True)
+def log_density_grad_at(code, par, y0, y1, y2):
+    """(log q(y), grad log q(y)) for a flattened density."""
+    d = int(par[0])
+    if code == PRODUCT:
+        o = 1
+        total = 0.0
+        g = np.zeros(3)
+        for k in range(d):
+            c = int(par[o])
+            n = int(par[o + 1])
+            v, gk, _, _ = _simple_grad(c, par, o + 3, 1, _coord(k, y0, y1, y2), 0.0, 0.0)
+            total += v
+            g[k] = gk
+            o += 2 + n
+        return total, g[0], g[1], g[2]
+    return _simple_grad(code, par, 1, d, y0, y1, y2)

@@ -68,6 +68,7 @@ class GaussianFlow(ExactSolution):
         self.b_star = self.m2 - self.A_star @ self.m1
         self._chunks = [(self.A0, self.A0 @ self.m1 + b0, float(c0))]   # (A, M, c) at k*_CHUNK
         self._panels: dict[int, float] = {}
+        self._settled = self._settling_time() if transient else 0.0
 
     # -- exact propagation ---------------------------------------------------
     def _propagate(self, A, M, s: np.ndarray):
@@ -105,11 +106,26 @@ class GaussianFlow(ExactSolution):
             self._chunks.append((A_n[0], M_n[0], c_next))
         return self._chunks[k]
 
+    def _settling_time(self) -> float:
+        """First chunk time after which A, M, c equal their limits to round-off (then the
+        steady coefficients are returned without propagation)."""
+        scale = 1.0 + np.abs(self.A_star).max() + np.abs(self.m2).max()
+        for k in range(1, 2000):
+            A, M, c = self._chunk(k)
+            A_n, M_n, c_n = self._chunk(k + 1)
+            if (np.abs(A - self.A_star).max() < 1e-15 * scale and np.abs(M - self.m2).max() < 1e-15 * scale
+                    and abs(c_n - c) < 1e-15 * (1.0 + abs(c))):
+                self._c_limit = c
+                return k * self._CHUNK
+        return math.inf
+
     def coefficients(self, t: float):
         """(A, b, c) of phi(t, x) = x^T A x / 2 + b.x + c."""
         if not self.transient or math.isinf(t):
             return self.A_star, self.b_star, None
         t = max(float(t), 0.0)
+        if t >= self._settled:
+            return self.A_star, self.b_star, self._c_limit
         k = int(t // self._CHUNK)
         A, M, c = self._chunk(k)
         s = t - k * self._CHUNK
@@ -254,7 +270,16 @@ def automatic(source: Density, target: Density, initial_quadratic=None) -> Exact
         return GaussianFlow(source, target, A0, b0, c0, transient=True)
     if source.dim == 1 and _one_d(source) and _one_d(target):
         return OneDimensionalMap(source, target)
-    if isinstance(source, ProductDensity) and isinstance(target, ProductDensity):
-        if all(_one_d(f) for f in source.factors + target.factors):
-            return ProductMap([OneDimensionalMap(a, b) for a, b in zip(source.factors, target.factors)])
+    factors_p, factors_q = _factors(source), _factors(target)
+    if factors_p and factors_q and all(_one_d(f) for f in factors_p + factors_q):
+        return ProductMap([OneDimensionalMap(a, b) for a, b in zip(factors_p, factors_q)])
+    return None
+
+
+def _factors(density: Density) -> list[Density] | None:
+    """Per-axis 1D factors of a separable density (products, diagonal Gaussians)."""
+    if isinstance(density, ProductDensity):
+        return list(density.factors)
+    if isinstance(density, GaussianDensity) and np.count_nonzero(density.cov - np.diag(np.diag(density.cov))) == 0:
+        return [GaussianDensity([m], [[v]]) for m, v in zip(density.mean, np.diag(density.cov))]
     return None

@@ -79,7 +79,7 @@ class FlowOperator:
         """Padded unknown at t = 0 (psi on the torus, phi otherwise)."""
         init = self.case.initial
         x = self.points
-        if init.kind == "quadratic":
+        if init.kind in ("quadratic", "harmonic"):
             phi = 0.5 * np.sum(x * x, axis=-1)
         elif init.kind == "exact":
             phi = self.case.exact.potential(x)
@@ -88,6 +88,8 @@ class FlowOperator:
         u = phi - 0.5 * np.sum(x * x, axis=-1) if self.boundary.periodic else phi
         u = np.ascontiguousarray(u, dtype=float)
         self.boundary.fill(u, 0.0)
+        if init.kind == "harmonic" and not self.boundary.periodic:
+            u += harmonic_extension(u - 0.5 * np.sum(x * x, axis=-1), self.lo, self.hi, self.grid)
         return u
 
     def potential(self, u: np.ndarray) -> np.ndarray:
@@ -135,14 +137,14 @@ class FlowOperator:
             slope = np.where(np.isfinite(hp) & np.isfinite(hm), (hp - hm) / (2 * step), 0.0)
             self.ext[1 + k][nodes] = slope.reshape(shape)
 
-    def evaluate(self, u: np.ndarray, diag: bool = False) -> dict:
+    def evaluate(self, u: np.ndarray) -> dict:
         """Compute F(u) into self.out (unknown nodes) and return the kernel reductions."""
         if self.code == dk.EXTERNAL:
             self._update_external(u)
         kernel = rhs_parallel if self._parallel() else rhs_serial
         kernel(self.kernel, self.dim, u, self.lo, self.hi, self.geo, self.logp, self.weight,
                self.code, self.par, self.ext, self.delta, self.dirs, self.dgeom, self.frames,
-               self.out, self.active, self.stats, diag)
+               self.out, self.active, self.stats)
         return dict(zip(STATS, self.stats.tolist()))
 
     def residual_field(self) -> np.ndarray:
@@ -163,3 +165,45 @@ class FlowOperator:
     def max_stable_dt(self) -> float:
         coef = self.stats[0]
         return math.inf if coef <= 0 else 1.0 / coef
+
+
+def harmonic_extension(mismatch: np.ndarray, lo, hi, grid) -> np.ndarray:
+    """Discrete harmonic function on the unknown nodes with the given values around them.
+
+    `|x|^2/2 + H` then matches Dirichlet data at t = 0: starting the flow from data that
+    disagree with the boundary can make it lose the boundary condition (the Hamiltonian
+    -log q(grad phi) grows quadratically, the diffusion log det D^2 phi only logarithmically).
+    """
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    inner = tuple(slice(a, b) for a, b in zip(lo, hi))
+    shape = mismatch[inner].shape
+    n = int(np.prod(shape))
+    idx = np.arange(n).reshape(shape)
+    rows, cols, vals = [], [], []
+    rhs = np.zeros(n)
+    diag = np.zeros(n)
+    for k in range(grid.dim):
+        w = 1.0 / grid.spacing[k] ** 2
+        diag += 2 * w
+        for step in (-1, 1):
+            shifted = np.roll(idx, -step, axis=k)
+            valid = np.ones(shape, dtype=bool)
+            edge = [slice(None)] * 3
+            edge[k] = -1 if step == 1 else 0
+            valid[tuple(edge)] = False
+            rows.append(idx[valid])
+            cols.append(shifted[valid])
+            vals.append(np.full(valid.sum(), -w))
+            outside = [slice(a, b) for a, b in zip(lo, hi)]
+            outside[k] = slice(hi[k], hi[k] + 1) if step == 1 else slice(lo[k] - 1, lo[k])
+            boundary_vals = mismatch[tuple(outside)]
+            contrib = np.zeros(shape)
+            contrib[tuple(edge)] = boundary_vals.reshape(np.asarray(contrib[tuple(edge)]).shape) * w
+            rhs += contrib.ravel()
+    A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    A = A + sp.diags(diag)
+    out = np.zeros_like(mismatch)
+    out[inner] = spla.spsolve(A.tocsc(), rhs).reshape(shape)
+    return out

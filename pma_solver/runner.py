@@ -124,7 +124,7 @@ class Runner:
         c0 = _time.perf_counter()
         scratch = np.empty_like(u)
         op.boundary.fill(u, t)
-        op.evaluate(u, diag=True)
+        op.evaluate(u)
         op.euler_step(scratch, u, 0.0)
         compile_s = _time.perf_counter() - c0
         writer.set_attrs(compile_time_s=compile_s, threads=threads)
@@ -176,7 +176,7 @@ class Runner:
             while True:
                 op.boundary.fill(u, t)
                 log_now = k % out.log_every == 0 or pending
-                stats = op.evaluate(u, diag=log_now)
+                stats = op.evaluate(u)
                 residual, drift = rate_summary(stats, op.total_weight, case.boundary.removes_drift)
                 margin = stats["margin_min"]
                 bad = None

@@ -6,7 +6,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..density_kernels import EXTERNAL, log_density_at
+from ..density_kernels import EXTERNAL, log_density_at, log_density_grad_at
 
 # geo = [h0, h1, h2, x(padded index 0) per axis, box length per axis, identity, wrap, box lower per axis]
 H0, H1, H2, X0, X1, X2, L0, L1, L2, IDENTITY, WRAP, LOW0, LOW1, LOW2 = range(14)
@@ -14,10 +14,18 @@ H0, H1, H2, X0, X1, X2, L0, L1, L2, IDENTITY, WRAP, LOW0, LOW1, LOW2 = range(14)
 
 @njit(cache=True)
 def log_floor(d, delta):
-    """log d for d >= delta, continued linearly (slope 1/delta) below: monotone, C^1, finite."""
+    """log d for d >= delta, continued linearly (slope 1/delta) below: strictly increasing,
+    C^1 and finite on non-convex data, so a non-convex node is pushed back monotonically."""
     if d >= delta:
         return math.log(d)
     return math.log(delta) + (d - delta) / delta
+
+
+@njit(cache=True)
+def curvature_coef(d, delta):
+    """Largest slope of log_floor at d: 1/max(d, delta). It bounds the explicit step by
+    h^2 delta / 2 at worst, never by 0."""
+    return 1.0 / max(d, delta)
 
 
 @njit(cache=True)
@@ -26,10 +34,20 @@ def wrap(y, lower, length):
 
 
 @njit(cache=True)
-def log_target(code, par, ext, geo, i, j, k, dim, y0, y1, y2, c0, c1, c2):
-    """log q at the map value y (unwrapped).
+def _folded(geo, dim, y0, y1, y2):
+    if geo[WRAP] != 0.0:
+        y0 = wrap(y0, geo[LOW0], geo[L0])
+        if dim > 1:
+            y1 = wrap(y1, geo[LOW1], geo[L1])
+        if dim > 2:
+            y2 = wrap(y2, geo[LOW2], geo[L2])
+    return y0, y1, y2
 
-    Compiled targets are evaluated exactly (at y folded into the box on periodic runs);
+
+@njit(cache=True)
+def log_target(code, par, ext, geo, i, j, k, dim, y0, y1, y2, c0, c1, c2):
+    """log q at the map value y (unwrapped; folded into the box on periodic runs).
+
     EXTERNAL targets use the first-order expansion around the axis gradient c, whose value
     and gradient were evaluated in NumPy into `ext`.
     """
@@ -40,13 +58,38 @@ def log_target(code, par, ext, geo, i, j, k, dim, y0, y1, y2, c0, c1, c2):
         if dim > 2:
             v += ext[3, i, j, k] * (y2 - c2)
         return v
-    if geo[WRAP] != 0.0:
-        y0 = wrap(y0, geo[LOW0], geo[L0])
-        if dim > 1:
-            y1 = wrap(y1, geo[LOW1], geo[L1])
-        if dim > 2:
-            y2 = wrap(y2, geo[LOW2], geo[L2])
+    y0, y1, y2 = _folded(geo, dim, y0, y1, y2)
     return log_density_at(code, par, y0, y1, y2)
+
+
+@njit(cache=True)
+def log_target_grad(code, par, ext, geo, i, j, k, dim, y0, y1, y2, c0, c1, c2):
+    """(log q(y), grad log q(y)), see `log_target`."""
+    if code == EXTERNAL:
+        s0 = ext[1, i, j, k]
+        s1 = ext[2, i, j, k] if dim > 1 else 0.0
+        s2 = ext[3, i, j, k] if dim > 2 else 0.0
+        return ext[0, i, j, k] + s0 * (y0 - c0) + s1 * (y1 - c1) + s2 * (y2 - c2), s0, s1, s2
+    y0, y1, y2 = _folded(geo, dim, y0, y1, y2)
+    return log_density_grad_at(code, par, y0, y1, y2)
+
+
+@njit(cache=True)
+def upwind_shift(s, w, d, delta):
+    """Shift of the centred difference along a direction towards the upwind one.
+
+    With slope s = d(log q)/d(direction), spacing |w| and second difference d, the cell
+    Peclet number is P = |s| |w| max(d, delta) / 2. For P <= 1 the centred difference keeps
+    the update monotone (shift 0, second order). For P > 1 the argument moves by
+    theta * sign(s) * |w| d / 2 with theta = 1 - 1/P (theta -> 1 is the one-sided upwind
+    difference), which makes the frozen-coefficient weight of the downwind neighbour
+    exactly zero instead of negative. Returns (shift, P).
+    """
+    p = abs(s) * w * max(d, delta) * 0.5
+    if p <= 1.0:
+        return 0.0, p
+    theta = 1.0 - 1.0 / p
+    return theta * (w * d * 0.5 if s > 0 else -w * d * 0.5), p
 
 
 @njit(cache=True)

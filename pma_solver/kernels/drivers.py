@@ -3,8 +3,7 @@
 They are separate functions on purpose: one Python function compiled twice (with and
 without parallel=True) shares one disk-cache entry in numba, so the second would load the
 first. Reductions written to `stats` (see STATS): max centre coefficient, min convexity
-margin, max Peclet number (only computed when `diag`, it costs extra target evaluations),
-max F, min F and sum of F * w (w = quadrature weight p * cell volume).
+margin, max cell Peclet number, max F, min F and sum of F * w (w = p * cell volume).
 """
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ NSTATS = len(STATS)
 
 @njit(cache=True)
 def _row(scheme, dim, i, u, lo, hi, geo, logp, weight, code, par, ext, delta, dirs, dgeom, frames,
-         out, active, D, G, diag, row):
+         out, active, D, G, row):
     row[0] = 0.0
     row[1] = np.inf
     row[2] = 0.0
@@ -34,7 +33,7 @@ def _row(scheme, dim, i, u, lo, hi, geo, logp, weight, code, par, ext, delta, di
                 f, c, m, a, p = fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta)
             else:
                 f, c, m, a, p = wide_node(u, i, j, k, dim, geo, logp, code, par, ext, delta,
-                                          dirs, dgeom, frames, D, G, diag)
+                                          dirs, dgeom, frames, D, G)
             out[i, j, k] = f
             active[i, j, k] = a
             row[0] = max(row[0], c)
@@ -57,25 +56,25 @@ def _reduce(rows, stats):
 
 @njit(cache=True)
 def rhs_serial(scheme, dim, u, lo, hi, geo, logp, weight, code, par, ext, delta, dirs, dgeom,
-               frames, out, active, stats, diag):
+               frames, out, active, stats):
     n = hi[0] - lo[0]
     rows = np.empty((n, 6))
     D = np.empty(dirs.shape[0])
     G = np.empty(dirs.shape[0])
     for r in range(n):
         _row(scheme, dim, lo[0] + r, u, lo, hi, geo, logp, weight, code, par, ext, delta, dirs,
-             dgeom, frames, out, active, D, G, diag, rows[r])
+             dgeom, frames, out, active, D, G, rows[r])
     _reduce(rows, stats)
 
 
 @njit(cache=True, parallel=True)
 def rhs_parallel(scheme, dim, u, lo, hi, geo, logp, weight, code, par, ext, delta, dirs, dgeom,
-                 frames, out, active, stats, diag):
+                 frames, out, active, stats):
     n = hi[0] - lo[0]
     rows = np.empty((n, 6))
     for r in prange(n):
         D = np.empty(dirs.shape[0])
         G = np.empty(dirs.shape[0])
         _row(scheme, dim, lo[0] + r, u, lo, hi, geo, logp, weight, code, par, ext, delta, dirs,
-             dgeom, frames, out, active, D, G, diag, rows[r])
+             dgeom, frames, out, active, D, G, rows[r])
     _reduce(rows, stats)

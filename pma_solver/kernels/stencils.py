@@ -6,13 +6,17 @@ quadratics, second order; monotone in 1D only). Eigenvalues below delta enter th
 max(lambda_min, delta): explicit Euler is stable for dt <= 1/a (linearised, von Neumann).
 
 `wide_node`: min over orthogonal frames {v} of sum_v log_floor(D_vv u) + log q(grad_f u), with
-D_vv the centred second difference along lattice direction v and grad_f u the centred
-gradient expressed in that frame. Each frame term is non-decreasing in every neighbour
-value as long as the cell Peclet number |d_v log q| |w_v| max(D_vv, delta) / 2 <= 1, so the
-minimum is monotone. Centre coefficient: max over frames of sum_v 2/(|w_v|^2 max(D_vv, delta)):
-the explicit step is monotone for dt <= 1/a.
+D_vv the centred second difference along lattice direction v and grad_f u the gradient
+from centred differences along the frame's directions. Centre coefficient: max over frames
+of sum_v 2/(|w_v|^2 max(D_vv, delta)): the explicit step is monotone for dt <= 1/a.
 
-Both return (F, centre coefficient, convexity margin, active frame, Peclet number).
+Gradient argument of q: centred differences along each direction, in 1D and for
+wide_stencil shifted towards the upwind difference only where the cell Peclet number
+|d log q| |w| max(D, delta)/2 exceeds 1 (`upwind_shift`): second order where the solution
+is resolved, and the frozen-coefficient update is monotone everywhere. fd2 in 2D/3D (not
+monotone anyway) keeps plain centred differences and stays exact on quadratics.
+
+Both return (F, centre coefficient, convexity margin, active frame, max Peclet number).
 """
 from __future__ import annotations
 
@@ -21,7 +25,13 @@ import math
 import numpy as np
 from numba import njit
 
-from .common import H0, H1, H2, IDENTITY, X0, X1, X2, log_floor, log_target, sym_eig3
+from .common import (H0, H1, H2, IDENTITY, X0, X1, X2, curvature_coef, log_floor, log_target,
+                     log_target_grad, sym_eig3, upwind_shift)
+
+
+@njit(cache=True)
+def _peclet(s, w, d, delta):
+    return abs(s) * w * max(d, delta) * 0.5
 
 
 @njit(cache=True)
@@ -29,16 +39,16 @@ def fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta):
     c = u[i, j, k]
     ident = geo[IDENTITY]
     h0 = geo[H0]
+    h1 = geo[H1]
+    h2 = geo[H2]
     d00 = (u[i + 1, j, k] - 2.0 * c + u[i - 1, j, k]) / (h0 * h0) + ident
     g0 = (u[i + 1, j, k] - u[i - 1, j, k]) / (2.0 * h0) + ident * (geo[X0] + i * h0)
-    g1 = 0.0
-    g2 = 0.0
+    d11 = d22 = g1 = g2 = 0.0
     inv_h2 = 1.0 / (h0 * h0)
     if dim == 1:
         lam = d00
         logdet = log_floor(d00, delta)
     else:
-        h1 = geo[H1]
         inv_h2 += 1.0 / (h1 * h1)
         d11 = (u[i, j + 1, k] - 2.0 * c + u[i, j - 1, k]) / (h1 * h1) + ident
         d01 = (u[i + 1, j + 1, k] - u[i + 1, j - 1, k] - u[i - 1, j + 1, k]
@@ -53,7 +63,6 @@ def fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta):
             else:
                 logdet = log_floor(lam, delta) + log_floor(half_tr + rad, delta)
         else:
-            h2 = geo[H2]
             inv_h2 += 1.0 / (h2 * h2)
             d22 = (u[i, j, k + 1] - 2.0 * c + u[i, j, k - 1]) / (h2 * h2) + ident
             d02 = (u[i + 1, j, k + 1] - u[i + 1, j, k - 1] - u[i - 1, j, k + 1]
@@ -63,19 +72,26 @@ def fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta):
             g2 = (u[i, j, k + 1] - u[i, j, k - 1]) / (2.0 * h2) + ident * (geo[X2] + k * h2)
             e0, e1, e2 = sym_eig3(d00, d11, d22, d01, d02, d12)
             lam = e0
-            if lam >= delta:
-                det = (d00 * (d11 * d22 - d12 * d12) - d01 * (d01 * d22 - d12 * d02)
-                       + d02 * (d01 * d12 - d11 * d02))
-                logdet = math.log(det) if det > 0.0 else log_floor(e0, delta) + log_floor(e1, delta) + log_floor(e2, delta)
+            det = (d00 * (d11 * d22 - d12 * d12) - d01 * (d01 * d22 - d12 * d02)
+                   + d02 * (d01 * d12 - d11 * d02))
+            if lam >= delta and det > 0.0:
+                logdet = math.log(det)
             else:
                 logdet = log_floor(e0, delta) + log_floor(e1, delta) + log_floor(e2, delta)
-    lq = log_target(code, par, ext, geo, i, j, k, dim, g0, g1, g2, g0, g1, g2)
-    coef = 2.0 * inv_h2 / max(lam, delta)
-    return logdet + lq - logp[i, j, k], coef, lam, 0, 0.0
+    lq, s0, s1, s2 = log_target_grad(code, par, ext, geo, i, j, k, dim, g0, g1, g2, g0, g1, g2)
+    if dim == 1:
+        # The 1D three-point scheme is monotone: keep it so where the Peclet number exceeds 1.
+        a0, peclet = upwind_shift(s0, h0, d00, delta)
+        if a0 != 0.0:
+            lq = log_target(code, par, ext, geo, i, j, k, dim, g0 + a0, 0.0, 0.0, g0, 0.0, 0.0)
+    else:
+        peclet = max(_peclet(s0, h0, d00, delta), max(_peclet(s1, h1, d11, delta), _peclet(s2, h2, d22, delta)))
+    coef = 2.0 * inv_h2 * curvature_coef(lam, delta)
+    return logdet + lq - logp[i, j, k], coef, lam, 0, peclet
 
 
 @njit(cache=True)
-def wide_node(u, i, j, k, dim, geo, logp, code, par, ext, delta, dirs, dgeom, frames, D, G, diag):
+def wide_node(u, i, j, k, dim, geo, logp, code, par, ext, delta, dirs, dgeom, frames, D, G):
     """dirs (ndir, 3) lattice offsets, axes first; dgeom (ndir, 4) = [|w|, w_hat]; frames (nf, 3)."""
     c = u[i, j, k]
     ident = geo[IDENTITY]
@@ -102,47 +118,38 @@ def wide_node(u, i, j, k, dim, geo, logp, code, par, ext, delta, dirs, dgeom, fr
     for f in range(frames.shape[0]):
         s = 0.0
         cf = 0.0
-        y0 = 0.0
-        y1 = 0.0
-        y2 = 0.0
+        y0 = y1 = y2 = 0.0
         for m in range(dim):
             v = frames[f, m]
-            dv = D[v]
-            s += log_floor(dv, delta)
+            s += log_floor(D[v], delta)
             w = dgeom[v, 0]
-            cf += 2.0 / (w * w * max(dv, delta))
+            cf += 2.0 / (w * w) * curvature_coef(D[v], delta)
             y0 += G[v] * dgeom[v, 1]
             y1 += G[v] * dgeom[v, 2]
             y2 += G[v] * dgeom[v, 3]
-        val = s + log_target(code, par, ext, geo, i, j, k, dim, y0, y1, y2, c0, c1, c2)
+        lq, q0, q1, q2 = log_target_grad(code, par, ext, geo, i, j, k, dim, y0, y1, y2, c0, c1, c2)
+        z0 = y0
+        z1 = y1
+        z2 = y2
+        shifted = False
+        pf = 0.0
+        for m in range(dim):
+            v = frames[f, m]
+            slope = q0 * dgeom[v, 1] + q1 * dgeom[v, 2] + q2 * dgeom[v, 3]
+            a, p = upwind_shift(slope, dgeom[v, 0], D[v], delta)
+            pf = max(pf, p)
+            if a != 0.0:
+                shifted = True
+                z0 += a * dgeom[v, 1]
+                z1 += a * dgeom[v, 2]
+                z2 += a * dgeom[v, 3]
+        if shifted:
+            lq = log_target(code, par, ext, geo, i, j, k, dim, z0, z1, z2, c0, c1, c2)
+        val = s + lq
         if val < best:
             best = val
             active = f
+            peclet = pf
         if cf > coef:
             coef = cf
-    if diag:
-        peclet = _peclet(code, par, ext, geo, i, j, k, dim, delta, dgeom, frames[active], D, G, c0, c1, c2)
     return best - logp[i, j, k], coef, margin, active, peclet
-
-
-@njit(cache=True)
-def _peclet(code, par, ext, geo, i, j, k, dim, delta, dgeom, frame, D, G, c0, c1, c2):
-    """Cell Peclet number of a frame: max_v |d log q / d w_hat_v| |w_v| max(D_vv, delta) / 2."""
-    eps = 1e-6
-    peclet = 0.0
-    y0 = y1 = y2 = 0.0
-    for n in range(dim):
-        vv = frame[n]
-        y0 += G[vv] * dgeom[vv, 1]
-        y1 += G[vv] * dgeom[vv, 2]
-        y2 += G[vv] * dgeom[vv, 3]
-    for m in range(dim):
-        v = frame[m]
-        lp = log_target(code, par, ext, geo, i, j, k, dim, y0 + eps * dgeom[v, 1], y1 + eps * dgeom[v, 2],
-                        y2 + eps * dgeom[v, 3], c0, c1, c2)
-        lm = log_target(code, par, ext, geo, i, j, k, dim, y0 - eps * dgeom[v, 1], y1 - eps * dgeom[v, 2],
-                        y2 - eps * dgeom[v, 3], c0, c1, c2)
-        pe = abs(lp - lm) / (2.0 * eps) * dgeom[v, 0] * max(D[v], delta) / 2.0
-        if pe > peclet:
-            peclet = pe
-    return peclet
