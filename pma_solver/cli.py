@@ -11,6 +11,11 @@ from pathlib import Path
 from .errors import CaseError
 
 
+# Modules that add their own sub-commands: each defines add_commands(subparsers), with
+# handlers that raise CaseError for bad input and return an exit code.
+COMMAND_MODULES = (".analysis_cli", ".sampling_cli")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise CaseError(f"{self.prog}: {message}")
@@ -113,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cases", help="list the bundled cases")
     c.set_defaults(func=cmd_cases)
 
-    from . import cli_extra
-    cli_extra.add_commands(sub)
+    for module in COMMAND_MODULES:
+        import importlib
+        importlib.import_module(module, __package__).add_commands(sub)
     return p
 
 

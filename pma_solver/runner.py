@@ -28,6 +28,8 @@ from .steppers import make_stepper
 
 DT_MIN = 1e-13
 MAX_RETRIES = 40
+# Called with the RunDirectory after the run file is final (e.g. the XDMF sidecar writer).
+END_OF_RUN_HOOKS: list = []
 
 
 @dataclass
@@ -272,6 +274,8 @@ class Runner:
         checkpoint(u, t, False)
         wall = wall_before + _time.perf_counter() - start
         writer.finish(status=status, stop_reason=reason, n_steps=k, t_final=t, wall_time_s=wall)
+        for hook in END_OF_RUN_HOOKS:
+            hook(self.dir)
         summary = dict(status=status, stop_reason=reason, steps=k, t_final=t, wall_time_s=wall,
                        compile_time_s=compile_s, errors=latest.get("errors"))
         code = {"failed": 1, "interrupted": 130 if signals.received == signal.SIGINT else 143}.get(status, 0)
