@@ -29,7 +29,7 @@ from .steppers import make_stepper
 DT_MIN = 1e-13
 MAX_RETRIES = 40
 # Called with the RunDirectory after the run file is final (e.g. the XDMF sidecar writer).
-END_OF_RUN_HOOKS: list = []
+END_OF_RUN_HOOKS: list = [lambda run_dir: __import__("pma_solver.xdmf", fromlist=["on_run_end"]).on_run_end(run_dir)]
 
 
 @dataclass
