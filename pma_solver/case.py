@@ -26,7 +26,7 @@ from .schemes import Scheme, parse_scheme
 
 SCHEMA_VERSION = 1
 TABLES = ("case", "grid", "source", "target", "initial", "boundary", "scheme", "time", "output", "exact")
-STEPPERS = ("explicit",)
+STEPPERS = ("explicit", "implicit", "steady")
 SCHEDULES = ("constant", "inverse_sqrt", "inverse")
 FIELDS = ("u", "map", "residual")
 
@@ -40,6 +40,9 @@ class TimeSettings:
     steady_tol: float
     max_steps: int
     schedule: str
+    newton_tol: float = 1e-10
+    max_newton: int = 20
+    linear_solver: str = "direct"
     options: dict = field(default_factory=dict)
 
 
@@ -184,7 +187,7 @@ def build_case(data: dict, path: Path, text: str) -> Case:
         raise grid_t.error("shape", f"1, 2 or 3 axes are supported, got {dim}")
     if any(n < 3 for n in shape):
         raise grid_t.error("shape", f"every axis needs at least 3 nodes, got {shape}")
-    if int(np.prod(shape)) > 200_000_000:
+    if math.prod(shape) > 200_000_000:      # Python ints: np.prod wraps around in int64
         raise grid_t.error("shape", f"{shape} has more than 2e8 nodes")
     lower = grid_t.vector("lower", dim)
     upper = grid_t.vector("upper", dim)
@@ -209,6 +212,12 @@ def build_case(data: dict, path: Path, text: str) -> Case:
     kind = t.string("kind", "quadratic", choices=("quadratic", "harmonic", "exact", "expression"))
     initial = Initial(kind, Expression(t.string("potential"), dim, table="initial", key="potential")
                       if kind == "expression" else None)
+    if initial.expression is not None:
+        with np.errstate(all="ignore"):
+            finite = np.isfinite(initial.expression(grid.points()))
+        if not finite.all():
+            x = grid.points()[~finite][0]
+            raise t.error("potential", f"the initial potential is not finite at grid node x = {x.tolist()}")
     resolved["initial"] = t.done()
 
     t = _table(data, "exact", required=False)
@@ -274,7 +283,10 @@ def _parse_exact(t: Table, source, target, initial: Initial, dim: int):
 
 def _parse_time(t: Table) -> TimeSettings:
     stepper = t.string("stepper", "explicit", choices=STEPPERS)
-    t_end = t.number("t_end", positive=True)
+    if stepper == "steady" and not t.has("t_end"):
+        t_end = math.inf            # the steady solver runs in pseudo-time
+    else:
+        t_end = t.number("t_end", positive=True)
     dt_raw = t.raw("dt", "auto")
     if dt_raw == "auto":
         dt = None
@@ -285,9 +297,14 @@ def _parse_time(t: Table) -> TimeSettings:
     if cfl > 1.0:
         raise t.error("cfl", f"must be at most 1 (the monotonicity bound), got {cfl}")
     steady_tol = t.number("steady_tol", 1e-8, nonnegative=True)
-    max_steps = t.integer("max_steps", 10_000_000, low=1)
+    max_steps = t.integer("max_steps", 2000 if stepper == "steady" else 10_000_000, low=1)
     schedule = t.string("schedule", "constant", choices=SCHEDULES)
     if schedule != "constant" and dt is None:
         raise t.error("schedule", f"schedule {schedule!r} needs a numeric dt (the initial step eta0)")
+    newton_tol = t.number("newton_tol", min(1e-10, steady_tol) if steady_tol > 0 else 1e-10, positive=True)
+    max_newton = t.integer("max_newton", 20, low=1)
+    from .newton import LINEAR_SOLVERS
+    linear_solver = t.string("linear_solver", "direct", choices=LINEAR_SOLVERS)
     options = t.done()
-    return TimeSettings(stepper, t_end, dt, cfl, steady_tol, max_steps, schedule, options)
+    return TimeSettings(stepper, t_end, dt, cfl, steady_tol, max_steps, schedule, newton_tol,
+                        max_newton, linear_solver, options)

@@ -268,7 +268,11 @@ def _simple_grad(code, par, o, d, y0, y1, y2):
         return _gaussian_grad(par, o, d, y0, y1, y2, True)
     if code == MIXTURE:
         return _mixture_grad(par, o, d, y0, y1, y2)
-    # Piecewise-constant or tabulated densities: central differences.
+    if code == UNIFORM_BOX or code == UNIFORM_BALL or code == POLYGON:
+        # Constant on the support and LOG_FLOOR outside: the slope is zero on both sides
+        # (a difference quotient across the edge would be a meaningless 1e8).
+        return _simple(code, par, o, d, y0, y1, y2), 0.0, 0.0, 0.0
+    # Tabulated densities: central differences.
     v = _simple(code, par, o, d, y0, y1, y2)
     e0 = 1e-6 * (1.0 + abs(y0))
     g0 = (_simple(code, par, o, d, y0 + e0, y1, y2) - _simple(code, par, o, d, y0 - e0, y1, y2)) / (2 * e0)

@@ -14,7 +14,8 @@ from . import density_kernels as dk
 from .case import Case
 from .errors import CaseError
 from .kernels import common
-from .kernels.drivers import NSTATS, STATS, rhs_parallel, rhs_serial
+from .kernels.drivers import FD2, NSTATS, STATS, rhs_parallel, rhs_serial
+from .kernels.jacobian import jacobian_parallel, jacobian_serial
 
 PARALLEL_THRESHOLD = 16_384   # nodes; below this thread start-up costs more than it saves
 
@@ -73,10 +74,21 @@ class FlowOperator:
         self.out = np.zeros(self.shape)
         self.active = np.zeros(self.shape, dtype=np.int32)
         self.stats = np.zeros(NSTATS)
+        # Unknown numbering for Jacobians: C order over the unknown block; -1 marks fixed
+        # values; periodic ghosts carry the number of their image.
+        self.uid = np.full(self.shape, -1, dtype=np.int64)
+        self.n_unknowns = int(np.prod([b - a for a, b in zip(self.lo, self.hi)]))
+        self.uid[self.unknown] = np.arange(self.n_unknowns).reshape(self.uid[self.unknown].shape)
+        if boundary.periodic:
+            boundary.fill(self.uid, 0.0)
+        self.jac_block = 3 ** self.dim if self.kernel == FD2 else 1 + 2 * self.dim
 
     # -- state ---------------------------------------------------------------
-    def initial_state(self) -> np.ndarray:
-        """Padded unknown at t = 0 (psi on the torus, phi otherwise)."""
+    def initial_state(self, boundary_time: float = 0.0) -> np.ndarray:
+        """Padded unknown at t = 0 (psi on the torus, phi otherwise), with boundary values at
+        `boundary_time` (inf for the steady solver, whose initial guess is then corrected by
+        the harmonic extension of the boundary mismatch so that it satisfies the boundary
+        condition)."""
         init = self.case.initial
         x = self.points
         if init.kind in ("quadratic", "harmonic"):
@@ -87,9 +99,11 @@ class FlowOperator:
             phi = init.expression(x)
         u = phi - 0.5 * np.sum(x * x, axis=-1) if self.boundary.periodic else phi
         u = np.ascontiguousarray(u, dtype=float)
-        self.boundary.fill(u, 0.0)
-        if init.kind == "harmonic" and not self.boundary.periodic:
-            u += harmonic_extension(u - 0.5 * np.sum(x * x, axis=-1), self.lo, self.hi, self.grid)
+        interior = u.copy()
+        self.boundary.fill(u, boundary_time)
+        matched = init.kind == "harmonic" or (math.isinf(boundary_time) and init.kind != "exact")
+        if matched and not self.boundary.periodic:
+            u += harmonic_extension(u - interior, self.lo, self.hi, self.grid)
         return u
 
     def potential(self, u: np.ndarray) -> np.ndarray:
@@ -146,6 +160,26 @@ class FlowOperator:
                self.code, self.par, self.ext, self.delta, self.dirs, self.dgeom, self.frames,
                self.out, self.active, self.stats)
         return dict(zip(STATS, self.stats.tolist()))
+
+    def jacobian(self, u: np.ndarray):
+        """dF/du on the unknowns (scipy CSR) at the state of the last `evaluate(u)` call."""
+        import scipy.sparse as sp
+        n, block = self.n_unknowns, self.jac_block
+        rows = np.full(n * block, -1, dtype=np.int64)
+        cols = np.full(n * block, -1, dtype=np.int64)
+        vals = np.zeros(n * block)
+        kernel = jacobian_parallel if self._parallel() else jacobian_serial
+        kernel(self.kernel, self.dim, u, self.lo, self.hi, self.geo, self.code, self.par, self.ext,
+               self.delta, self.dirs, self.dgeom, self.frames, self.active, self.uid, rows, cols,
+               vals, block)
+        keep = cols >= 0
+        return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(n, n))
+
+    def unknown_values(self, u: np.ndarray) -> np.ndarray:
+        return u[self.unknown].reshape(-1).copy()
+
+    def set_unknowns(self, u: np.ndarray, values: np.ndarray) -> None:
+        u[self.unknown] = values.reshape(u[self.unknown].shape)
 
     def residual_field(self) -> np.ndarray:
         return self.out[self.unknown]

@@ -101,6 +101,8 @@ class Runner:
         def exact_at(t):
             if exact is None:
                 return None
+            if stepper.pseudo_time:
+                t = math.inf
             if steady_exact is not None:
                 return {"u": steady_exact[0], "map": steady_exact[1]}
             return {"u": exact.potential(node_points, t), "map": np.moveaxis(exact.map(node_points, t), -1, 0)}
@@ -117,7 +119,7 @@ class Runner:
             prev_margin = float(sc["prev_margin"]) if not math.isnan(sc["prev_margin"]) else None
             writer.set_attrs(status="running", stop_reason="")
         else:
-            u = op.initial_state()
+            u = op.initial_state(math.inf if stepper.pseudo_time else 0.0)
             writer = RunWriter(self.dir.run_file, case, op, threads)
             k, t, out_index, last_dt, kl_integral, wall_before = 0, 0.0, 0, 0.0, 0.0, 0.0
             pending, prev_margin = True, None
@@ -125,7 +127,7 @@ class Runner:
         # Compile (or load from the numba cache) before timing the run.
         c0 = _time.perf_counter()
         scratch = np.empty_like(u)
-        op.boundary.fill(u, t)
+        op.boundary.fill(u, math.inf if stepper.pseudo_time else t)
         op.evaluate(u)
         op.euler_step(scratch, u, 0.0)
         compile_s = _time.perf_counter() - c0
@@ -150,6 +152,12 @@ class Runner:
         hint = ""
         snapshots_written_at = None
         latest = {}
+        solver_info = {key: 0.0 for key in stepper.info_keys}
+        last_logged = -1
+
+        def boundary_time(time_now):
+            # pseudo-time (steady solver) is not physical time: boundary data are steady
+            return math.inf if stepper.pseudo_time else time_now
 
         def write_snapshot(state, time_now, dt_now, residual_field):
             phi = op.potential(state)
@@ -176,8 +184,9 @@ class Runner:
 
         try:
             while True:
-                op.boundary.fill(u, t)
-                log_now = k % out.log_every == 0 or pending
+                op.boundary.fill(u, boundary_time(t))
+                log_now = (k % out.log_every == 0 or pending) and k != last_logged
+
                 stats = op.evaluate(u)
                 residual, drift = rate_summary(stats, op.total_weight, case.boundary.removes_drift)
                 margin = stats["margin_min"]
@@ -202,12 +211,13 @@ class Runner:
                 retries = 0 if math.isinf(retry_dt) else retries
                 kl = -stats["f_weighted_sum"]
                 if log_now:
+                    last_logged = k
                     row = {"step": k, "time": t, "dt": last_dt, "residual_max": residual,
                            "residual_l1": float(np.sum(np.abs(op.residual_field() - (drift if case.boundary.removes_drift else 0.0))
                                                        * op.weight[op.unknown])),
                            "kl": kl, "drift": drift, "convexity_margin": margin,
                            "peclet_max": stats["peclet_max"], "kl_time_integral": kl_integral,
-                           "wall_time_s": wall_before + _time.perf_counter() - start}
+                           "wall_time_s": wall_before + _time.perf_counter() - start, **solver_info}
                     ex = exact_at(t)
                     if ex is not None:
                         row["map_error_l2p"], row["map_error_max"] = meter.weighted_map_errors(op.gradient(u), ex["map"])
@@ -220,7 +230,7 @@ class Runner:
                 if residual <= tset.steady_tol:
                     status, reason = "steady", f"residual max {residual:.3g} <= steady_tol {tset.steady_tol:g}"
                     break
-                if t >= tset.t_end:
+                if t >= tset.t_end and not stepper.pseudo_time:
                     status, reason = "completed", "reached t_end"
                     break
                 if k >= tset.max_steps:
@@ -235,15 +245,20 @@ class Runner:
                     checkpoint(u, t, False)
                     last_ckpt = now
                 dt = min(stepper.dt_bound(k), retry_dt)
-                t_out = output_time(out_index)
-                hits = t + dt >= t_out * (1 - 1e-12) - 1e-300
-                if hits:
-                    dt = t_out - t
+                hits = False
+                if not stepper.pseudo_time:
+                    t_out = output_time(out_index)
+                    hits = t + dt >= t_out * (1 - 1e-12) - 1e-300
+                    if hits:
+                        dt = t_out - t
                 if dt < DT_MIN:
                     raise NumericalFailure(f"time step collapsed to {dt:.3g} at t = {t:.6g}",
                                            "the Hessian is degenerate; try a larger [scheme] delta or a finer grid")
                 pending_before = pending
-                stepper.advance(u_prev, u, t, dt)
+                dt_taken, step_info = stepper.advance(u_prev, u, t, dt)
+                hits = hits and dt_taken == dt
+                dt = dt_taken
+                solver_info.update(step_info)
                 u, u_prev = u_prev, u
                 have_prev = True
                 t_prev = t
@@ -257,12 +272,14 @@ class Runner:
                 if hits:
                     pending = True
                     out_index += 1
+                elif stepper.pseudo_time and k % out.log_every == 0:
+                    pending = True      # steady solver: a snapshot every log_every iterations
                 if k % 64 == 0:
                     progress.update(t, residual=f"{residual:.2e}")
         except NumericalFailure as exc:
             status, reason, hint = "failed", exc.reason, exc.hint
             # u holds the last good state (a rejected step was undone above).
-            op.boundary.fill(u, t)
+            op.boundary.fill(u, boundary_time(t))
             op.evaluate(u)
         finally:
             progress.close()

@@ -1,0 +1,151 @@
+"""Damped Newton for one backward-Euler step  (v - u)/dt = F(v)  (dt = inf: F(v) = 0).
+
+The Jacobian I/dt - dF/du is assembled from the compiled node Jacobians. For a monotone
+scheme dF/du has non-negative off-diagonals and non-positive row sums, so I/dt - dF/du is
+an M-matrix: its inverse is non-negative and the backward-Euler step is monotone for every
+dt (discrete comparison principle). When constants only shift phi (periodic and transport
+boundaries) the steady system is singular along constants; it is bordered with the drift
+kappa as extra unknown and a fixed p-weighted mean.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .metrics import rate_summary
+
+LINEAR_SOLVERS = ("direct", "iterative")
+
+
+@dataclass
+class NewtonResult:
+    converged: bool
+    iterations: int
+    residual: float
+    linear_time: float
+    linear_iterations: int
+    reason: str = ""           # set when the step failed (not merely unconverged)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.reason)
+
+
+class LinearSolver:
+    """Sparse direct (SuperLU) or GMRES with an algebraic-multigrid / ILU preconditioner."""
+
+    def __init__(self, kind: str, rtol: float = 1e-10):
+        self.kind = kind
+        self.rtol = rtol
+        self.iterations = 0
+
+    def solve(self, A: sp.csr_matrix, b: np.ndarray) -> np.ndarray:
+        if self.kind == "direct":
+            self.iterations = 1
+            return spla.splu(A.tocsc(), permc_spec="COLAMD").solve(b)
+        try:
+            import pyamg
+            M = pyamg.smoothed_aggregation_solver(A.tocsr(), symmetry="nonsymmetric").aspreconditioner()
+        except ImportError:
+            ilu = spla.spilu(A.tocsc(), drop_tol=1e-5, fill_factor=10)
+            M = spla.LinearOperator(A.shape, ilu.solve)
+        count = [0]
+
+        def callback(_):
+            count[0] += 1
+
+        x, info = spla.gmres(A, b, M=M, rtol=self.rtol, atol=0.0, restart=50, maxiter=20,
+                             callback=callback, callback_type="pr_norm")
+        self.iterations = count[0]
+        if info != 0 or not np.all(np.isfinite(x)):
+            self.iterations += 1
+            return spla.splu(A.tocsc(), permc_spec="COLAMD").solve(b)   # robust fallback
+        return x
+
+
+class NewtonSolver:
+    def __init__(self, op, *, tol: float, max_iter: int, linear_solver: str):
+        self.op = op
+        self.tol = tol
+        self.max_iter = max_iter
+        self.linear = LinearSolver(linear_solver)
+        self.bordered = op.boundary.removes_drift
+        self.w = op.unknown_values(op.weight)
+        self.w = self.w / self.w.sum() if self.w.sum() > 0 else self.w
+
+    def _residual(self, v_state, u_old_vals, dt, kappa):
+        """G(v) = (v - u)/dt - (F(v) - kappa) on the unknowns, and the kernel stats."""
+        op = self.op
+        op.boundary.fill(v_state, self.t)
+        stats = op.evaluate(v_state)
+        F = op.unknown_values(op.out)
+        G = -(F - kappa)
+        if math.isfinite(dt):
+            G += (op.unknown_values(v_state) - u_old_vals) / dt
+        return G, stats
+
+    def step(self, new: np.ndarray, old: np.ndarray, t_new: float, dt: float, *, max_iter: int | None = None,
+             require_convex: bool = True) -> NewtonResult:
+        """Solve for the state at t_new = t + dt into `new` (starting from `old`)."""
+        op = self.op
+        self.t = t_new
+        u_old = op.unknown_values(old)
+        new[...] = old
+        kappa = 0.0
+        steady = not math.isfinite(dt)
+        border = self.bordered and steady
+        G, stats = self._residual(new, u_old, dt, kappa)
+        norm = float(np.max(np.abs(G))) if G.size else 0.0
+        lin_time, lin_its = 0.0, 0
+        margin0 = stats["margin_min"]
+        it = 0
+        for it in range(1, (max_iter or self.max_iter) + 1):
+            if not np.isfinite(norm):
+                return NewtonResult(False, it - 1, norm, lin_time, lin_its, "non-finite residual")
+            if norm <= self.tol:
+                return NewtonResult(True, it - 1, norm, lin_time, lin_its)
+            J = -op.jacobian(new)
+            if not steady:
+                J = J + sp.identity(J.shape[0], format="csr") / dt
+            rhs = -G
+            if border:
+                n = J.shape[0]
+                ones = np.ones((n, 1))
+                J = sp.bmat([[J, sp.csr_matrix(ones)], [sp.csr_matrix(self.w[None, :]), None]], format="csr")
+                rhs = np.concatenate([rhs, [0.0]])
+            t0 = time.perf_counter()
+            try:
+                delta = self.linear.solve(J, rhs)
+            except RuntimeError as exc:          # singular factor
+                return NewtonResult(False, it, norm, lin_time, lin_its, f"linear solve failed: {exc}")
+            lin_time += time.perf_counter() - t0
+            lin_its += self.linear.iterations
+            if border:
+                delta, dkappa = delta[:-1], delta[-1]
+            else:
+                dkappa = 0.0
+            base = op.unknown_values(new)
+            lam = 1.0
+            accepted = False
+            for _ in range(12):                   # backtracking line search on max|G|
+                trial = base + lam * delta
+                op.set_unknowns(new, trial)
+                G_try, stats = self._residual(new, u_old, dt, kappa + lam * dkappa)
+                n_try = float(np.max(np.abs(G_try)))
+                convex_ok = (not require_convex) or margin0 < 0 or stats["margin_min"] >= 0
+                if np.isfinite(n_try) and convex_ok and n_try <= (1 - 1e-4 * lam) * norm:
+                    accepted = True
+                    break
+                lam *= 0.5
+            if not accepted:
+                op.set_unknowns(new, base)
+                self._residual(new, u_old, dt, kappa)
+                return NewtonResult(False, it, norm, lin_time, lin_its, "line search failed")
+            kappa += lam * dkappa
+            G, norm = G_try, n_try
+        return NewtonResult(norm <= self.tol, it, norm, lin_time, lin_its)
