@@ -35,3 +35,4 @@ def _configure_numba_cache() -> None:
 
 
 _configure_numba_cache()
+from .sampling import load_map  # noqa: E402
