@@ -249,6 +249,54 @@ class ExpressionSolution(ExactSolution):
                 "map": [m.text for m in self.map_exprs]}
 
 
+class RadialMap(ExactSolution):
+    """Isotropic Gaussian N(c, s^2 I) onto the uniform ball B(c', rho) (reference/math.md 7.3).
+
+    Radial mass matching: (R/rho)^d = P(|X - c| <= r), i.e. R(r) = rho * P(d/2, r^2/(2 s^2))^(1/d)
+    with P the regularised lower incomplete gamma function; T(x) = c' + R(r) (x - c)/r and
+    phi = int_0^r R. The Hessian degenerates in the tails (R' and R/r -> 0).
+    """
+
+    kind = "radial"
+
+    def __init__(self, source: GaussianDensity, target):
+        self.c = source.mean
+        self.s = math.sqrt(source.cov[0, 0])
+        self.c_target = target.center
+        self.rho = target.radius
+        self.d = source.dim
+
+    def radius(self, r: np.ndarray) -> np.ndarray:
+        from scipy.special import gammainc
+        return self.rho * gammainc(self.d / 2, np.asarray(r) ** 2 / (2 * self.s ** 2)) ** (1.0 / self.d)
+
+    def map(self, points, t=math.inf):
+        z = np.asarray(points, float) - self.c
+        r = np.linalg.norm(z, axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(r > 0, self.radius(r) / np.where(r > 0, r, 1.0), 0.0)
+        return self.c_target + z * ratio[..., None]
+
+    def potential(self, points, t=math.inf):
+        z = np.asarray(points, float) - self.c
+        r = np.linalg.norm(z, axis=-1)
+        flat = r.ravel()
+        knots = np.unique(np.concatenate([[0.0], flat]))
+        fine = [knots[:1]]
+        for a, b in zip(knots[:-1], knots[1:]):
+            fine.append(np.linspace(a, b, max(1, int(math.ceil((b - a) / 0.05))) + 1)[1:])
+        fine = np.concatenate(fine)
+        gx, gw = _GL16
+        a, b = fine[:-1], fine[1:]
+        nodes = 0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * gx
+        cum = np.concatenate([[0.0], np.cumsum(0.5 * (b - a) * (self.radius(nodes) @ gw))])
+        return np.interp(flat, fine, cum).reshape(r.shape) + np.asarray(points, float) @ self.c_target
+
+
+def _isotropic(density: Density) -> bool:
+    return isinstance(density, GaussianDensity) and np.allclose(density.cov, density.cov[0, 0] * np.eye(density.dim))
+
+
 def _one_d(density: Density) -> bool:
     try:
         density.cdf(np.zeros(1))
@@ -270,6 +318,10 @@ def automatic(source: Density, target: Density, initial_quadratic=None) -> Exact
         return GaussianFlow(source, target, A0, b0, c0, transient=True)
     if source.dim == 1 and _one_d(source) and _one_d(target):
         return OneDimensionalMap(source, target)
+    from .densities import UniformDensity
+    if (source.dim > 1 and _isotropic(source) and isinstance(target, UniformDensity)
+            and target.shape == "ball"):
+        return RadialMap(source, target)
     factors_p, factors_q = _factors(source), _factors(target)
     if factors_p and factors_q and all(_one_d(f) for f in factors_p + factors_q):
         return ProductMap([OneDimensionalMap(a, b) for a, b in zip(factors_p, factors_q)])

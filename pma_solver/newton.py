@@ -90,15 +90,18 @@ class NewtonSolver:
         return G, stats
 
     def step(self, new: np.ndarray, old: np.ndarray, t_new: float, dt: float, *, max_iter: int | None = None,
-             require_convex: bool = True) -> NewtonResult:
-        """Solve for the state at t_new = t + dt into `new` (starting from `old`)."""
+             require_convex: bool = True, pseudo_time: bool = False) -> NewtonResult:
+        """Solve for the state at t_new = t + dt into `new` (starting from `old`).
+
+        In pseudo-time (steady solver) with drift-free boundaries the system is bordered
+        with the drift kappa and a fixed p-weighted mean, so constants never stall it."""
         op = self.op
         self.t = t_new
         u_old = op.unknown_values(old)
         new[...] = old
         kappa = 0.0
         steady = not math.isfinite(dt)
-        border = self.bordered and steady
+        border = self.bordered and (steady or pseudo_time)
         G, stats = self._residual(new, u_old, dt, kappa)
         norm = float(np.max(np.abs(G))) if G.size else 0.0
         lin_time, lin_its = 0.0, 0

@@ -14,7 +14,7 @@ from . import density_kernels as dk
 from .case import Case
 from .errors import CaseError
 from .kernels import common
-from .kernels.drivers import FD2, NSTATS, STATS, rhs_parallel, rhs_serial
+from .kernels.drivers import FD2, FILTERED, NSTATS, STATS, WIDE, rhs_parallel, rhs_serial
 from .kernels.jacobian import jacobian_parallel, jacobian_serial
 
 PARALLEL_THRESHOLD = 16_384   # nodes; below this thread start-up costs more than it saves
@@ -37,7 +37,7 @@ class FlowOperator:
         self.unknown = tuple(slice(a, b) for a, b in zip(self.lo, self.hi))
         self.nodes = tuple(slice(g, g + n) for n in grid.shape) + (slice(None),) * (3 - self.dim)
 
-        geo = np.zeros(14)
+        geo = np.zeros(common.GEO_SIZE)
         geo[common.H0:common.H0 + 3] = 1.0
         geo[common.H0:common.H0 + self.dim] = grid.spacing
         geo[common.X0:common.X0 + self.dim] = np.asarray(grid.lower) - g * np.asarray(grid.spacing)
@@ -46,6 +46,7 @@ class FlowOperator:
         geo[common.LOW0:common.LOW0 + self.dim] = grid.lower
         geo[common.IDENTITY] = 1.0 if boundary.periodic else 0.0
         geo[common.WRAP] = 1.0 if boundary.periodic else 0.0
+        geo[common.FILTER_EPS] = getattr(scheme, "filter_epsilon", 1.0)
         self.geo = geo
 
         self.points = points = grid.padded_points(g).reshape(self.shape + (self.dim,))
@@ -81,7 +82,8 @@ class FlowOperator:
         self.uid[self.unknown] = np.arange(self.n_unknowns).reshape(self.uid[self.unknown].shape)
         if boundary.periodic:
             boundary.fill(self.uid, 0.0)
-        self.jac_block = 3 ** self.dim if self.kernel == FD2 else 1 + 2 * self.dim
+        self.jac_block = {FD2: 3 ** self.dim, WIDE: 1 + 2 * self.dim,
+                          FILTERED: 3 ** self.dim + 1 + 2 * self.dim}[self.kernel]
 
     # -- state ---------------------------------------------------------------
     def initial_state(self, boundary_time: float = 0.0) -> np.ndarray:
@@ -169,9 +171,9 @@ class FlowOperator:
         cols = np.full(n * block, -1, dtype=np.int64)
         vals = np.zeros(n * block)
         kernel = jacobian_parallel if self._parallel() else jacobian_serial
-        kernel(self.kernel, self.dim, u, self.lo, self.hi, self.geo, self.code, self.par, self.ext,
-               self.delta, self.dirs, self.dgeom, self.frames, self.active, self.uid, rows, cols,
-               vals, block)
+        kernel(self.kernel, self.dim, u, self.lo, self.hi, self.geo, self.logp, self.code, self.par,
+               self.ext, self.delta, self.dirs, self.dgeom, self.frames, self.active, self.uid, rows,
+               cols, vals, block)
         keep = cols >= 0
         return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(n, n))
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .config import Table
 from .grid import Grid
-from .kernels.drivers import FD2, WIDE
+from .kernels.drivers import FD2, FILTERED, WIDE
 
 REGISTRY: dict[str, type["Scheme"]] = {}
 
@@ -99,6 +99,13 @@ class WideStencilScheme(Scheme):
         self.radius = t.integer("stencil_radius", 1, low=1, high=4)
         self.ghost = self.radius
         self._stencil = _frames(grid, self.radius)
+        # Froese-Oberman filtering with fd2: second order where the solution is smooth,
+        # monotone fallback where fd2 and the frame minimum disagree by more than 2 eps.
+        self.filtered = t.boolean("filtered", False)
+        if self.filtered:
+            self.kernel = FILTERED
+            self.monotone = False
+            self.filter_epsilon = t.number("filter_epsilon", math.sqrt(max(grid.spacing)), positive=True)
 
     def stencil(self):
         return self._stencil
@@ -106,6 +113,9 @@ class WideStencilScheme(Scheme):
     def state(self):
         s = super().state()
         s["stencil_radius"] = self.radius
+        s["filtered"] = self.filtered
+        if self.filtered:
+            s["filter_epsilon"] = self.filter_epsilon
         return s
 
 

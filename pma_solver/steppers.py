@@ -127,16 +127,21 @@ class PseudoTransient(_NewtonStepper):
         self.dt = None
         self.last_residual = None
 
+    INITIAL_STEP = 1e3
+
     def dt_bound(self, k):
+        # A large first pseudo-step is close to plain Newton. Small steps follow the flow,
+        # which from a poor start can drift into the boundary-layer regime where it loses
+        # the Dirichlet condition (README, lessons learnt).
         if self.dt is None:
-            self.dt = self.time.dt if self.time.dt is not None else 100.0 * self.op.max_stable_dt()
+            self.dt = self.time.dt if self.time.dt is not None else self.INITIAL_STEP
         return self.dt
 
     def advance(self, new, old, t, dt):
         t0 = _time.perf_counter()
         while True:
             step_dt = math.inf if dt > 1e12 else dt
-            result = self.newton.step(new, old, math.inf, step_dt, max_iter=1)
+            result = self.newton.step(new, old, math.inf, step_dt, max_iter=1, pseudo_time=True)
             if not result.failed:
                 break
             dt *= 0.25

@@ -8,8 +8,10 @@ from numba import njit, prange
 
 from ..density_kernels import EXTERNAL, log_density_at, log_density_grad_at
 
-# geo = [h0, h1, h2, x(padded index 0) per axis, box length per axis, identity, wrap, box lower per axis]
-H0, H1, H2, X0, X1, X2, L0, L1, L2, IDENTITY, WRAP, LOW0, LOW1, LOW2 = range(14)
+# geo = [h0, h1, h2, x(padded index 0) per axis, box length per axis, identity, wrap,
+#        box lower per axis, filter epsilon]
+H0, H1, H2, X0, X1, X2, L0, L1, L2, IDENTITY, WRAP, LOW0, LOW1, LOW2, FILTER_EPS = range(15)
+GEO_SIZE = 15
 
 
 @njit(cache=True)
@@ -125,3 +127,24 @@ def euler_update(new, old, f, dt):
 def euler_update_parallel(new, old, f, dt):
     for i in prange(new.shape[0]):
         new[i] = old[i] + dt * f[i]
+
+
+@njit(cache=True)
+def filter_function(x):
+    """Froese-Oberman filter S: identity on [-1, 1], zero beyond +-2, linear in between."""
+    ax = abs(x)
+    if ax <= 1.0:
+        return x
+    if ax >= 2.0:
+        return 0.0
+    return (2.0 - ax) if x > 0 else -(2.0 - ax)
+
+
+@njit(cache=True)
+def filter_slope(x):
+    ax = abs(x)
+    if ax <= 1.0:
+        return 1.0
+    if ax >= 2.0:
+        return 0.0
+    return -1.0

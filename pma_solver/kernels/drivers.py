@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .stencils import fd2_node, wide_node
+from .stencils import fd2_node, filtered_node, wide_node
 
 FD2 = 0
 WIDE = 1
+FILTERED = 2
 STATS = ("coef_max", "margin_min", "peclet_max", "f_max", "f_min", "f_weighted_sum")
 NSTATS = len(STATS)
 
@@ -31,9 +32,12 @@ def _row(scheme, dim, i, u, lo, hi, geo, logp, weight, code, par, ext, delta, di
         for k in range(lo[2], hi[2]):
             if scheme == FD2:
                 f, c, m, a, p = fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta)
-            else:
+            elif scheme == WIDE:
                 f, c, m, a, p = wide_node(u, i, j, k, dim, geo, logp, code, par, ext, delta,
                                           dirs, dgeom, frames, D, G)
+            else:
+                f, c, m, a, p = filtered_node(u, i, j, k, dim, geo, logp, code, par, ext, delta,
+                                              dirs, dgeom, frames, D, G)
             out[i, j, k] = f
             active[i, j, k] = a
             row[0] = max(row[0], c)

@@ -3,8 +3,9 @@
 fd2: d logdet(H) = tr(M dH) with M = V diag(1/max(lambda, delta)) V^T (= H^{-1} when every
 eigenvalue is above delta), plus grad log q(y) . dy/du for the centred gradient y.
 wide_stencil: the Jacobian of the active frame (the minimum is attained there):
-sum_v (1/max(D_vv, delta)) dD_vv + grad log q(z) . dz/du. The Peclet blending factor of the
-upwind shift is frozen, so the Jacobian is exact wherever the cell Peclet number is <= 1.
+sum_v (1/max(D_vv, delta)) dD_vv + grad log q(z) . dz/du. Where the cell Peclet number exceeds 1
+the upwind shift sign(s)|w|D/2 - 1/s is differentiated in D only (not in the slope s), so
+the Jacobian is exact wherever the Peclet number is <= 1 and nearly so elsewhere.
 `uid` maps padded nodes to unknown indices (-1: fixed boundary value; periodic ghosts map
 to their image). Each node owns a block of `block` slots; unused slots keep col = -1.
 """
@@ -13,8 +14,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .common import H0, H1, H2, IDENTITY, X0, X1, X2, log_target_grad, upwind_shift
-from .drivers import FD2
+from .common import FILTER_EPS, H0, H1, H2, IDENTITY, X0, X1, X2, filter_slope, log_target_grad, upwind_shift
+from .drivers import FD2, WIDE
+from .stencils import fd2_node, wide_node
+
+
+@njit(cache=True)
+def _shift_slope(p, d, delta):
+    """d(shift)/dD in units of sign(s) |w| / 2. For D >= delta the shift is
+    sign(s) |w| D / 2 - 1/s, whose D-derivative is the full upwind one (1); below delta the
+    blend factor 1 - 1/P does not depend on D. The slope's own dependence on u (through the
+    Hessian of log q) is left out."""
+    return 1.0 if d >= delta else 1.0 - 1.0 / p
 
 
 @njit(cache=True)
@@ -22,7 +33,7 @@ def _put(uid, i, j, k, value, row, rows, cols, vals, slot):
     c = uid[i, j, k]
     rows[slot] = row
     cols[slot] = c
-    vals[slot] = value if c >= 0 else 0.0
+    vals[slot] = value * vals[slot] if c >= 0 else 0.0   # vals[slot] holds the row weight
 
 
 @njit(cache=True)
@@ -76,8 +87,7 @@ def fd2_jac(u, i, j, k, dim, geo, code, par, ext, delta, uid, rows, cols, vals, 
     if dim == 1:
         a0, p0 = upwind_shift(s0, h[0], hess[0, 0], delta)
         if a0 != 0.0:
-            # frozen blend factor: y = c + theta sign(s) h D / 2
-            theta = 1.0 - 1.0 / p0
+            theta = _shift_slope(p0, hess[0, 0], delta)
             y0 = g[0] + a0
             _, s0b, _, _ = log_target_grad(code, par, ext, geo, i, j, k, 1, y0, 0.0, 0.0, g[0], 0.0, 0.0)
             s[0] = s0b
@@ -154,7 +164,7 @@ def wide_jac(u, i, j, k, dim, geo, code, par, ext, delta, dirs, dgeom, frame, ui
         slope = q0 * dgeom[v, 1] + q1 * dgeom[v, 2] + q2 * dgeom[v, 3]
         a, p = upwind_shift(slope, dgeom[v, 0], D[m], delta)
         if a != 0.0:
-            theta[m] = 1.0 - 1.0 / p
+            theta[m] = _shift_slope(p, D[m], delta)
             sgn[m] = 1.0 if slope > 0 else -1.0
             z0 += a * dgeom[v, 1]
             z1 += a * dgeom[v, 2]
@@ -182,29 +192,52 @@ def wide_jac(u, i, j, k, dim, geo, code, par, ext, delta, dirs, dgeom, frame, ui
 
 
 @njit(cache=True)
-def _jac_row(scheme, dim, i, u, lo, hi, geo, code, par, ext, delta, dirs, dgeom, frames, active,
-             uid, rows, cols, vals, block):
+def _weights(vals, start, count, w):
+    for s in range(start, start + count):
+        vals[s] = w
+
+
+@njit(cache=True)
+def _jac_row(scheme, dim, i, u, lo, hi, geo, logp, code, par, ext, delta, dirs, dgeom, frames, active,
+             uid, rows, cols, vals, block, D, G):
+    n_fd2 = 3 ** dim
     for j in range(lo[1], hi[1]):
         for k in range(lo[2], hi[2]):
             base = uid[i, j, k] * block
             if scheme == FD2:
+                _weights(vals, base, n_fd2, 1.0)
                 fd2_jac(u, i, j, k, dim, geo, code, par, ext, delta, uid, rows, cols, vals, base)
-            else:
+            elif scheme == WIDE:
+                _weights(vals, base, 1 + 2 * dim, 1.0)
                 wide_jac(u, i, j, k, dim, geo, code, par, ext, delta, dirs, dgeom,
                          frames[active[i, j, k]], uid, rows, cols, vals, base)
+            else:
+                # filtered: d/du [F_m + eps S((F_a - F_m)/eps)] = (1 - S') J_m + S' J_a
+                fm = wide_node(u, i, j, k, dim, geo, logp, code, par, ext, delta, dirs, dgeom, frames, D, G)[0]
+                fa = fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta)[0]
+                sp = filter_slope((fa - fm) / geo[FILTER_EPS])
+                _weights(vals, base, n_fd2, sp)
+                fd2_jac(u, i, j, k, dim, geo, code, par, ext, delta, uid, rows, cols, vals, base)
+                _weights(vals, base + n_fd2, 1 + 2 * dim, 1.0 - sp)
+                wide_jac(u, i, j, k, dim, geo, code, par, ext, delta, dirs, dgeom,
+                         frames[active[i, j, k]], uid, rows, cols, vals, base + n_fd2)
 
 
 @njit(cache=True)
-def jacobian_serial(scheme, dim, u, lo, hi, geo, code, par, ext, delta, dirs, dgeom, frames, active,
+def jacobian_serial(scheme, dim, u, lo, hi, geo, logp, code, par, ext, delta, dirs, dgeom, frames, active,
                     uid, rows, cols, vals, block):
+    D = np.empty(dirs.shape[0])
+    G = np.empty(dirs.shape[0])
     for i in range(lo[0], hi[0]):
-        _jac_row(scheme, dim, i, u, lo, hi, geo, code, par, ext, delta, dirs, dgeom, frames, active,
-                 uid, rows, cols, vals, block)
+        _jac_row(scheme, dim, i, u, lo, hi, geo, logp, code, par, ext, delta, dirs, dgeom, frames, active,
+                 uid, rows, cols, vals, block, D, G)
 
 
 @njit(cache=True, parallel=True)
-def jacobian_parallel(scheme, dim, u, lo, hi, geo, code, par, ext, delta, dirs, dgeom, frames, active,
+def jacobian_parallel(scheme, dim, u, lo, hi, geo, logp, code, par, ext, delta, dirs, dgeom, frames, active,
                       uid, rows, cols, vals, block):
     for i in prange(lo[0], hi[0]):
-        _jac_row(scheme, dim, i, u, lo, hi, geo, code, par, ext, delta, dirs, dgeom, frames, active,
-                 uid, rows, cols, vals, block)
+        D = np.empty(dirs.shape[0])
+        G = np.empty(dirs.shape[0])
+        _jac_row(scheme, dim, i, u, lo, hi, geo, logp, code, par, ext, delta, dirs, dgeom, frames, active,
+                 uid, rows, cols, vals, block, D, G)
