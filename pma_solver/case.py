@@ -163,7 +163,7 @@ def build_case(data: dict, path: Path, text: str) -> Case:
     version = data.get("schema_version")
     if version is None:
         raise CaseError("missing `schema_version = 1` at the top of the file", key="schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:     # not true, not 1.0
         raise CaseError(f"unsupported schema_version {version!r}; this version reads 1",
                         key="schema_version")
     base = path.parent
@@ -248,6 +248,9 @@ def build_case(data: dict, path: Path, text: str) -> Case:
     if not out_dir.is_absolute():
         out_dir = base / out_dir
     every = t.number("every_time", time.t_end / 20 if math.isfinite(time.t_end) else 1.0, positive=True)
+    if time.t_end / every > 1e6:
+        raise t.error("every_time", f"{every:g} would write more than a million snapshots up to "
+                                    f"t_end = {time.t_end:g}")
     fields = t.raw("fields", ["u", "map"])
     if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
         raise t.error("fields", "expected an array of field names")
@@ -278,7 +281,13 @@ def _parse_exact(t: Table, source, target, initial: Initial, dim: int):
         t.keep("map", maps)
         return exact_mod.ExpressionSolution(potential, [Expression(m, dim, table="exact", key="map")
                                                         for m in maps])
-    return exact_mod.automatic(source, target, initial.quadratic(dim))
+    try:
+        return exact_mod.automatic(source, target, initial.quadratic(dim))
+    except np.linalg.LinAlgError as exc:
+        # e.g. variances so far apart that the exact Gaussian flow overflows in double precision
+        raise t.error("kind", f"the closed-form solution for this source/target pair cannot be computed "
+                              f"({exc}); give [exact] kind = \"none\" and a boundary that needs none, "
+                              "or densities of comparable spread") from None
 
 
 def _parse_time(t: Table) -> TimeSettings:

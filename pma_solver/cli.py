@@ -3,10 +3,13 @@ failure, 2 bad input (one line naming file, table and key; never a traceback).""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from .errors import CaseError
 
@@ -30,12 +33,25 @@ def _threads(n: int | None) -> None:
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
+@contextlib.contextmanager
+def _located(case_file: str):
+    """Errors found after loading (the source on the grid, the run directory, the checkpoint)
+    that name a table still name the case file."""
+    try:
+        yield
+    except CaseError as exc:
+        if exc.table and not exc.file:
+            raise exc.located(case_file) from None
+        raise
+
+
 def cmd_run(args) -> int:
     from .case import load_case
     from .runner import Runner
     _threads(args.threads)
     case = load_case(args.case, args.set)
-    result = Runner(case, args.output, quiet=args.quiet).run(resume=args.resume, force=args.force)
+    with _located(args.case):
+        result = Runner(case, args.output, quiet=args.quiet).run(resume=args.resume, force=args.force)
     s = result.summary
     if result.status == "failed":
         print(f"pma run: failed: {result.stop_reason}; {result.hint} (last good state saved in "
@@ -52,7 +68,8 @@ def cmd_validate(args) -> int:
     from .case import load_case
     from .operator import FlowOperator
     case = load_case(args.case, args.set)
-    FlowOperator(case)
+    with _located(args.case):
+        FlowOperator(case)
     print(f"{args.case}: ok ({case.grid.dim}D, {'x'.join(map(str, case.grid.shape))} nodes, "
           f"{case.source.kind} -> {case.target.kind}, {case.scheme.name}, {case.boundary.kind}, "
           f"exact: {case.exact.kind if case.exact else 'none'})")
@@ -124,12 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _printable(text: str) -> str:
+    """Escape line breaks and other control characters (a TOML key may hold any): one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        # Overflow in diagnostics of a failing run is reported once, in its stop_reason: NumPy's
+        # floating-point warnings would bury that one line under source lines.
+        with np.errstate(all="ignore"):
+            return args.func(args)
     except CaseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -7,7 +7,9 @@ defaults included, accumulate in `resolved` so the run file can store the full c
 from __future__ import annotations
 
 import difflib
+import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -171,5 +173,7 @@ class Table:
         unknown = [k for k in self.data if k not in self.read]
         if unknown:
             k = unknown[0]
-            raise self.error(k, f"unknown key{_hint(k, self.read)}")
+            # A key that is not a bare TOML key is shown quoted, so that "" stays visible.
+            shown = k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k, ensure_ascii=False)
+            raise self.error(shown, f"unknown key{_hint(k, self.read)}")
         return self.resolved

@@ -18,6 +18,10 @@ FUNCTIONS = {
     "sqrt": np.sqrt, "abs": np.abs, "tanh": np.tanh, "cosh": np.cosh, "sinh": np.sinh,
     "arctan": np.arctan, "minimum": np.minimum, "maximum": np.maximum, "where": np.where,
 }
+# Positional arguments per function: more would reach NumPy's `out`/`where` parameters
+# (e.g. exp(x0, x1) writing into the evaluation points).
+ARITY = {name: 2 if name in ("minimum", "maximum") else 3 if name == "where" else 1
+         for name in FUNCTIONS}
 CONSTANTS = {"pi": math.pi, "e": math.e}
 _ALLOWED_NODES = (
     ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Name, ast.Load,
@@ -41,6 +45,8 @@ class Expression:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError as exc:
             raise CaseError(f"cannot parse expression {text!r}: {exc.msg}", table=table, key=key)
+        except (RecursionError, MemoryError):
+            raise CaseError("expression is nested too deeply", table=table, key=key) from None
         for node in ast.walk(tree):
             if not isinstance(node, _ALLOWED_NODES):
                 raise CaseError(
@@ -55,15 +61,27 @@ class Expression:
                         table=table, key=key)
             if isinstance(node, ast.Call):
                 if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-                    raise CaseError(f"only whitelisted functions may be called in {text!r}",
-                                    table=table, key=key)
+                    raise CaseError(f"calling anything but {', '.join(sorted(FUNCTIONS))} is not "
+                                    f"allowed in {text!r}", table=table, key=key)
                 if node.keywords:
                     raise CaseError(f"keyword arguments are not allowed in {text!r}",
                                     table=table, key=key)
-            if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
-                raise CaseError(f"only numeric constants are allowed in {text!r}",
-                                table=table, key=key)
-        self._code = compile(tree, "<expression>", "eval")
+                if len(node.args) != ARITY[node.func.id]:
+                    raise CaseError(f"{node.func.id} takes {ARITY[node.func.id]} argument(s) in {text!r}",
+                                    table=table, key=key)
+            if isinstance(node, ast.Constant):
+                if not isinstance(node.value, (int, float)):
+                    raise CaseError(f"only numeric constants are allowed in {text!r}",
+                                    table=table, key=key)
+                # Floats, not Python ints: 9**9**9**9 in integers would run (almost) forever.
+                try:
+                    node.value = float(node.value)
+                except OverflowError:
+                    raise CaseError(f"number too large in {text!r}", table=table, key=key) from None
+        try:
+            self._code = compile(tree, "<expression>", "eval")
+        except (RecursionError, MemoryError):
+            raise CaseError("expression is nested too deeply", table=table, key=key) from None
         self._table, self._key = table, key
         # Evaluate once at a harmless point to catch wrong arities early.
         try:

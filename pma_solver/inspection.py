@@ -30,24 +30,10 @@ def summarize(target: str | Path) -> dict:
     with f:
         if f.attrs.get("format") != FORMAT:
             raise CaseError(f"{path} is not a pma_solver run file")
-        info = {k: _plain(v) for k, v in f.attrs.items()}
-        info["run_file"] = str(path)
-        info["grid"] = {k: _plain(v) for k, v in f["grid"].attrs.items()}
-        info["scheme"] = json.loads(f["scheme"].attrs["state"]) if "scheme" in f else {}
-        resolved = json.loads(f["case"].attrs["resolved"])
-        info["case"] = {"source": resolved.get("source", {}).get("kind"),
-                        "target": resolved.get("target", {}).get("kind"),
-                        "boundary": resolved.get("boundary", {}).get("kind"),
-                        "stepper": resolved.get("time", {}).get("stepper"),
-                        "t_end": resolved.get("time", {}).get("t_end")}
-        info["snapshots"] = int(f["scales/time"].shape[0])
-        if info["snapshots"]:
-            info["last_snapshot"] = {"step": int(f["scales/step"][-1]), "time": float(f["scales/time"][-1])}
-        if "errors" in f and f["errors/map_l2"].shape[0]:
-            info["final_errors"] = {k: float(f["errors"][k][-1]) for k in f["errors"]}
-        diag = f["diagnostics"]
-        if "step" in diag and diag["step"].shape[0]:
-            info["final_diagnostics"] = {k: float(diag[k][-1]) for k in diag}
+        try:
+            info = _read(f, path)
+        except (KeyError, ValueError, OSError) as exc:
+            raise CaseError(f"{path} is damaged or incomplete ({exc})") from None
     if info.get("status") == "running":
         lock = path.parent / "run.lock"
         pid = 0
@@ -66,6 +52,29 @@ def summarize(target: str | Path) -> dict:
     return info
 
 
+def _read(f, path: Path) -> dict:
+    """What `pma inspect` reports, from an open run file (KeyError when a part is missing)."""
+    info = {k: _plain(v) for k, v in f.attrs.items()}
+    info["run_file"] = str(path)
+    info["grid"] = {k: _plain(v) for k, v in f["grid"].attrs.items()}
+    info["scheme"] = json.loads(f["scheme"].attrs["state"]) if "scheme" in f else {}
+    resolved = json.loads(f["case"].attrs["resolved"])
+    info["case"] = {"source": resolved.get("source", {}).get("kind"),
+                    "target": resolved.get("target", {}).get("kind"),
+                    "boundary": resolved.get("boundary", {}).get("kind"),
+                    "stepper": resolved.get("time", {}).get("stepper"),
+                    "t_end": resolved.get("time", {}).get("t_end")}
+    info["snapshots"] = int(f["scales/time"].shape[0])
+    if info["snapshots"]:
+        info["last_snapshot"] = {"step": int(f["scales/step"][-1]), "time": float(f["scales/time"][-1])}
+    if "errors" in f and f["errors/map_l2"].shape[0]:
+        info["final_errors"] = {k: float(f["errors"][k][-1]) for k in f["errors"]}
+    diag = f["diagnostics"]
+    if "step" in diag and diag["step"].shape[0]:
+        info["final_diagnostics"] = {k: float(diag[k][-1]) for k in diag}
+    return info
+
+
 def describe(info: dict) -> str:
     g = info["grid"]
     lines = [
@@ -73,7 +82,7 @@ def describe(info: dict) -> str:
         f"case         {info.get('case_name', '?')}: {info['case']['source']} -> {info['case']['target']}, "
         f"{info['case']['boundary']} boundary, {info['case']['stepper']} stepper",
         f"grid         {g['dim']}D, shape {'x'.join(str(int(n)) for n in g['shape'])}, "
-        f"lower {list(np.round(g['lower'], 6))}, upper {list(np.round(g['upper'], 6))}",
+        f"lower {np.round(g['lower'], 6).tolist()}, upper {np.round(g['upper'], 6).tolist()}",
         f"scheme       {info['scheme'].get('name')} (delta {info['scheme'].get('delta')}"
         + (f", stencil radius {info['scheme']['stencil_radius']}" if 'stencil_radius' in info['scheme'] else "") + ")",
         f"status       {info['state']}" + (f": {info['stop_reason']}" if info.get("stop_reason") else ""),

@@ -27,6 +27,9 @@ class RunDirectory:
         self._locked = False
 
     def prepare(self, *, force: bool, resume: bool) -> None:
+        if resume and not self.run_file.is_file():
+            # Checked before anything is created: a refused resume leaves no empty folder behind.
+            raise CaseError(f"cannot resume: {self.run_file} does not exist", table="output", key="dir")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -35,14 +38,13 @@ class RunDirectory:
         if not os.access(self.path, os.W_OK):
             raise CaseError(f"output directory {self.path} is not writable", table="output", key="dir")
         self._acquire()
+        if resume:
+            return
         try:
-            if resume:
-                if not self.run_file.exists():
-                    raise CaseError(f"cannot resume: {self.run_file} does not exist", table="output", key="dir")
-            elif self.run_file.exists() and not force:
+            if self.run_file.exists() and not force:
                 raise CaseError(f"{self.run_file} already exists; use --force to overwrite it or "
                                 "--resume to continue it", table="output", key="dir")
-            elif force:
+            if force:
                 for p in (self.run_file, self.checkpoint, self.xdmf):
                     p.unlink(missing_ok=True)
         except BaseException:
