@@ -1,8 +1,10 @@
 """Reliability (issue 7): bad input, killed runs, resume, numerical failure, disk and files.
 
-Every scenario runs the real `pma` command in a subprocess (the fuzzer calls `cli.main` in
-process, which is the same code minus the interpreter start). The bad inputs live in
-tests/bad_inputs/ with the expected message fragments in tests/bad_inputs/cases.toml.
+Every scenario runs the real `pma` command in its own process: runs to be killed, interrupted
+or resumed in a fresh interpreter, the bad inputs in forked children (same code, no second of
+start-up each; a few also in a fresh interpreter). The fuzzer calls `cli.main` in process.
+The bad inputs live in tests/bad_inputs/, their expected message fragments in
+tests/bad_inputs/cases.toml.
 """
 import contextlib
 import io
@@ -98,9 +100,9 @@ ENTRIES = {name: (args, setup, expect) for name, args, setup, expect in _entries
 
 
 def _forked(*args, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    """`pma args` in a forked child: a real process (own cwd, stdout/stderr descriptors, exit
-    status, an uncaught exception printed as a traceback) that skips the one second of
-    interpreter start-up and imports a fresh `python -m pma_solver` pays."""
+    """`pma args` in a forked child: a real process (own cwd, stdout/stderr descriptors and exit
+    status; an uncaught exception prints a traceback and exits 1, as the interpreter would)
+    without the second of start-up and imports each `python -m pma_solver` pays."""
     from pma_solver import inspection, runner  # noqa: F401 - imported once, here, not in each child
     from pma_solver.cli import main
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
