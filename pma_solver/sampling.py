@@ -102,15 +102,22 @@ def multilinear(values, lower, spacing, periodic, points, out, jac, outside):
             out[p, c] = acc
 
 
-def _pad3(field: np.ndarray, lower, spacing):
-    """(m, *shape) -> (m, n0, n1, n2) with unit axes appended, and 3-vectors lower, spacing."""
+def interpolate(field: np.ndarray, lower, spacing, points: np.ndarray, periodic: bool = False):
+    """Multilinear interpolation of node values `field` (m, *shape) at points (N, d).
+
+    Returns (values (N, m), jacobian (N, m, d), outside (N,)); see `multilinear`.
+    """
     m, shape = field.shape[0], field.shape[1:]
-    values = np.ascontiguousarray(field.reshape((m,) + tuple(shape) + (1,) * (3 - len(shape))), dtype=float)
-    lo = np.zeros(3)
-    h = np.ones(3)
-    lo[:len(shape)] = lower
-    h[:len(shape)] = spacing
-    return values, lo, h
+    d = len(shape)
+    values = np.ascontiguousarray(field.reshape((m,) + tuple(shape) + (1,) * (3 - d)), dtype=float)
+    lo, h = np.zeros(3), np.ones(3)
+    lo[:d], h[:d] = lower, spacing
+    x = np.ascontiguousarray(points, dtype=float)
+    out = np.empty((len(x), m))
+    jac = np.empty((len(x), m, d))
+    outside = np.empty(len(x), dtype=np.bool_)
+    multilinear(values, lo, h, periodic, x, out, jac, outside)
+    return out, jac, outside
 
 
 # -- the map ------------------------------------------------------------------------------
@@ -179,10 +186,8 @@ class BrenierMap:
         self.run_file = path.resolve()
         self.nodes = self.case.grid.points()
         self.node_map = field
-        if self.periodic:
-            # The displacement T(x) - x is periodic; T itself is not.
-            field = field - np.moveaxis(self.nodes, -1, 0)
-        self._values, self._lo, self._h = _pad3(field, self.lower, self.spacing)
+        # On a torus the displacement T(x) - x is periodic, T itself is not.
+        self._field = field - np.moveaxis(self.nodes, -1, 0) if self.periodic else field
 
     def _gradient(self, u: np.ndarray) -> np.ndarray:
         """Centred differences of phi (second-order one-sided at box faces; periodic on a torus)."""
@@ -212,13 +217,9 @@ class BrenierMap:
 
     def _evaluate(self, points):
         x, lead = self._points(points)
-        out = np.empty((len(x), self.dim))
-        jac = np.empty((len(x), self.dim, self.dim))
-        outside = np.empty(len(x), dtype=np.bool_)
-        multilinear(self._values, self._lo, self._h, self.periodic, x, out, jac, outside)
+        out, jac, outside = interpolate(self._field, self.lower, self.spacing, x, self.periodic)
         if self.periodic:
-            out = x + out
-            out = self.lower + np.mod(out - self.lower, self.upper - self.lower)
+            out = self.lower + np.mod(x + out - self.lower, self.upper - self.lower)
             jac = jac + np.eye(self.dim)
         return out, jac, outside, lead
 
