@@ -156,43 +156,49 @@ class BrenierMap:
         with f:
             if f.attrs.get("format") != FORMAT:
                 raise CaseError(f"{path} is not a pma_solver run file")
-            count = int(f["scales/time"].shape[0])
-            if count == 0:
-                raise CaseError(f"{path} holds no snapshot yet")
-            if not -count <= snapshot < count:
-                raise CaseError(f"--snapshot {snapshot} is out of range: {path} holds {count} "
-                                f"snapshots (0..{count - 1}, or negative from the end)")
-            self.snapshot = snapshot % count
-            self.case = _rebuild_case(f, path)
-            g = f["grid"].attrs
-            self.dim = int(g["dim"])
-            self.lower = np.asarray(g["lower"], float)
-            self.upper = np.asarray(g["upper"], float)
-            self.shape = tuple(int(v) for v in g["shape"])
-            self.spacing = np.asarray(g["spacing"], float)
-            self.periodic = bool(g.get("periodic", False))
-            self.time = float(f["scales/time"][self.snapshot])
-            self.step = int(f["scales/step"][self.snapshot])
-            self.status = str(f.attrs.get("status", ""))
-            self.toml = str(f["case"].attrs["toml"])
-            self.resolved = str(f["case"].attrs["resolved"])
-            if "map" in f["fields"]:
-                field = f["fields/map"][self.snapshot]
-                self.field_source = "fields/map"
-            else:
-                field = self._gradient(f["fields/u"][self.snapshot])
-                self.field_source = "centred gradient of fields/u"
-            self.kl_diagnostic = self._kl_at(f["diagnostics"])
+            try:
+                self._read(f, path, snapshot)
+            except KeyError as exc:
+                raise CaseError(f"{path}: incomplete run file ({exc})") from None
         self.run_file = path.resolve()
-        self.nodes = self.case.grid.points()
-        self.node_map = field
         # On a torus the displacement T(x) - x is periodic, T itself is not.
-        self._field = field - np.moveaxis(self.nodes, -1, 0) if self.periodic else field
+        self._field = self.node_map - np.moveaxis(self.nodes, -1, 0) if self.periodic else self.node_map
+
+    def _read(self, f, path: Path, snapshot: int) -> None:
+        count = int(f["scales/time"].shape[0])
+        if count == 0:
+            raise CaseError(f"{path} holds no snapshot yet")
+        if not -count <= snapshot < count:
+            raise CaseError(f"--snapshot {snapshot} is out of range: {path} holds {count} "
+                            f"snapshots (0..{count - 1}, or negative from the end)")
+        self.snapshot = snapshot % count
+        self.case = _rebuild_case(f, path)
+        g = f["grid"].attrs
+        self.dim = int(g["dim"])
+        self.lower = np.asarray(g["lower"], float)
+        self.upper = np.asarray(g["upper"], float)
+        self.shape = tuple(int(v) for v in g["shape"])
+        self.spacing = np.asarray(g["spacing"], float)
+        self.periodic = bool(g.get("periodic", False))
+        axes = [f[f"grid/x{k}"][()] for k in range(self.dim)]
+        self.nodes = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+        self.time = float(f["scales/time"][self.snapshot])
+        self.step = int(f["scales/step"][self.snapshot])
+        self.status = str(f.attrs.get("status", ""))
+        self.toml = str(f["case"].attrs["toml"])
+        self.resolved = str(f["case"].attrs["resolved"])
+        if "map" in f["fields"]:
+            self.node_map = f["fields/map"][self.snapshot]
+            self.field_source = "fields/map"
+        else:
+            self.node_map = self._gradient(f["fields/u"][self.snapshot])
+            self.field_source = "centred gradient of fields/u"
+        self.kl_diagnostic = self._kl_at(f["diagnostics"])
 
     def _gradient(self, u: np.ndarray) -> np.ndarray:
         """Centred differences of phi (second-order one-sided at box faces; periodic on a torus)."""
         if self.periodic:
-            x = np.moveaxis(self.case.grid.points(), -1, 0)
+            x = np.moveaxis(self.nodes, -1, 0)
             psi = u - 0.5 * np.sum(x * x, axis=0)
             grads = [(np.roll(psi, -1, k) - np.roll(psi, 1, k)) / (2 * self.spacing[k]) + x[k]
                      for k in range(self.dim)]
