@@ -195,7 +195,7 @@ class Study:
                 "case_file": self.case_file, "case_name": self.case_name, "scheme": self.scheme,
                 "boundary": self.boundary, "overrides": self.overrides,
                 "at": "final" if self.at is None else self.at,
-                "h": "max grid spacing over the axes",
+                "h_definition": "largest grid spacing over the axes",
                 "levels": [asdict(lv) for lv in self.levels], "slopes": self.slopes}
 
     def markdown(self) -> str:
