@@ -401,7 +401,7 @@ def mixture_components(density):
     """(weights, means, covs) when the density is a Gaussian mixture, else None.
 
     A product of 1D Gaussians and mixtures is the mixture over all combinations of factor
-    components, with block-diagonal covariances (e.g. 0.2 N((-2,0), I/4) + 0.8 N((1.5,0), I/4)
+    components, with block-diagonal covariances (e.g. 0.2 N((-1.5,0), I/4) + 0.8 N((1.5,0), I/4)
     written as a product of a 1D mixture and a 1D Gaussian).
     """
     from .densities import GaussianDensity, GaussianMixtureDensity, ProductDensity

@@ -77,13 +77,12 @@ def describe(metrics: dict) -> list[str]:
     if "target_samples" in metrics:
         lines.append(f"exact target samples {metrics['target_samples']}")
     if "mode_masses" in metrics:
-        fmt = "/".join
-        lines.append(f"mode masses {fmt(f'{v:.4f}' for v in metrics['mode_masses'])} vs weights "
-                     f"{fmt(f'{v:.4g}' for v in metrics['mode_weights'])}: max error "
-                     f"{metrics['mode_mass_error']:.4f} (exact samples: {metrics['mode_mass_error_exact']:.4f})"
-                     if "mode_masses_exact" in metrics else
-                     f"mode masses {fmt(f'{v:.4f}' for v in metrics['mode_masses'])}: max error "
-                     f"{metrics['mode_mass_error']:.4f}")
+        masses = "/".join(f"{v:.4f}" for v in metrics["mode_masses"])
+        weights = "/".join(f"{v:.4g}" for v in metrics["mode_weights"])
+        line = f"mode masses {masses} vs weights {weights}: max error {metrics['mode_mass_error']:.4f}"
+        if "mode_mass_error_exact" in metrics:
+            line += f" (exact samples: {metrics['mode_mass_error_exact']:.4f})"
+        lines.append(line)
     kl = []
     if "kl_monte_carlo" in metrics:
         kl.append(f"Monte Carlo E[log p - log det DT - log q(T)] = {metrics['kl_monte_carlo']:.3e}")
