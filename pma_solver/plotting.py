@@ -27,12 +27,16 @@ class RunFile:
 
     def __init__(self, target):
         self.path, self.f = open_run_file(target)
-        g = self.f["grid"].attrs
-        self.dim = int(g["dim"])
-        self.shape = tuple(int(n) for n in g["shape"])
-        self.axes = [self.f[f"grid/x{k}"][()] for k in range(self.dim)]
-        self.spacing = np.asarray(g["spacing"], dtype=float)
-        self.times = self.f["scales/time"][()]
+        try:
+            g = self.f["grid"].attrs
+            self.dim = int(g["dim"])
+            self.shape = tuple(int(n) for n in g["shape"])
+            self.axes = [self.f[f"grid/x{k}"][()] for k in range(self.dim)]
+            self.spacing = np.asarray(g["spacing"], dtype=float)
+            self.times = self.f["scales/time"][()]
+        except KeyError as exc:
+            self.f.close()
+            raise CaseError(f"{self.path}: damaged run file ({exc})") from None
         self.name = str(self.f.attrs.get("case_name", self.path.parent.name))
 
     def __enter__(self):
@@ -82,8 +86,10 @@ def _image(fig, ax, run, values, a, b, label, cmap, limits):
 
 def _limits(values: np.ndarray, symmetric: bool) -> tuple[float, float]:
     finite = values[np.isfinite(values)]
+    if not finite.size:             # e.g. the last state of a failed run
+        return -1.0, 1.0
     if symmetric:
-        m = float(np.max(np.abs(finite))) if finite.size else 1.0
+        m = float(np.max(np.abs(finite)))
         return -m, m
     return float(finite.min()), float(finite.max())
 

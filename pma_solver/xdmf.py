@@ -110,10 +110,12 @@ def write_xdmf(run_file_path: str | Path) -> Path:
     """(Re)write run.xdmf next to a 2D/3D run file; returns its path."""
     path, f = open_run_file(run_file_path)
     with f:
-        dim = int(f["grid"].attrs["dim"])
-        if dim == 1:
-            raise CaseError(f"{path}: 1D run; XDMF has no 1D structured topology (use pma plot instead)")
-        root = build_xdmf(f, path.name)
+        try:
+            if int(f["grid"].attrs["dim"]) == 1:
+                raise CaseError(f"{path}: 1D run; XDMF has no 1D structured topology (use pma plot instead)")
+            root = build_xdmf(f, path.name)
+        except KeyError as exc:
+            raise CaseError(f"{path}: damaged run file ({exc})") from None
     ET.indent(root)
     out = path.parent / XDMF_NAME
     tmp = out.with_suffix(".xdmf.tmp")

@@ -225,11 +225,15 @@ def test_plotting_reads_run_files_without_importing_the_solver(runs):
     (["{run}", "--step", "3"], "--step 3: "),
     (["{run}", "-o", "{tmp}/x.jpg"], "unsupported figure format '.jpg'"),
     (["{plain}"], "is not a pma_solver run file"),
+    (["{damaged}"], "damaged run file"),
 ])
 def test_pma_plot_bad_input_is_one_line(runs, capsys, tmp_path, args, message):
-    plain = tmp_path / "plain.h5"
+    plain, damaged = tmp_path / "plain.h5", tmp_path / "damaged.h5"
     h5py.File(plain, "w").close()
-    fill = dict(missing=tmp_path / "none", run=runs[1], tmp=tmp_path, plain=plain)
+    shutil.copy(runs[2] / "run.h5", damaged)
+    with h5py.File(damaged, "a") as f:
+        del f["scales"]
+    fill = dict(missing=tmp_path / "none", run=runs[1], tmp=tmp_path, plain=plain, damaged=damaged)
     code, err = _in_process(capsys, "plot", *[a.format(**fill) for a in args])
     assert code == 2 and len(err) == 1 and message in err[0]
 
