@@ -239,11 +239,14 @@ class UniformDensity(Density):
         return np.where(self.inside(points), self.logvalue, -np.inf)
 
     def compiled(self):
+        # ell: width of the solver's linear log-penalty outside the support (density_kernels)
+        lo, hi = self.support_box()
+        ell = 0.01 * float(np.max(hi - lo))
         if self.shape == "box":
-            return dk.UNIFORM_BOX, np.concatenate([[self.dim], self.lower, self.upper, [self.logvalue]])
+            return dk.UNIFORM_BOX, np.concatenate([[self.dim], self.lower, self.upper, [self.logvalue, ell]])
         if self.shape == "ball":
-            return dk.UNIFORM_BALL, np.concatenate([[self.dim], self.center, [self.radius, self.logvalue]])
-        return dk.POLYGON, np.concatenate([[2, len(self.vertices)], self.vertices.ravel(), [self.logvalue]])
+            return dk.UNIFORM_BALL, np.concatenate([[self.dim], self.center, [self.radius, self.logvalue, ell]])
+        return dk.POLYGON, np.concatenate([[2, len(self.vertices)], self.vertices.ravel(), [self.logvalue, ell]])
 
     def support_box(self):
         if self.shape == "box":

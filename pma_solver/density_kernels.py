@@ -5,14 +5,16 @@ vector. The layouts (d = dimension) are
 
     GAUSSIAN      [d, mean(d), precision(d*d), log normaliser]
     MIXTURE       [d, K, K blocks of (log weight + log normaliser, mean(d), precision(d*d))]
-    UNIFORM_BOX   [d, lower(d), upper(d), log value]
-    UNIFORM_BALL  [d, centre(d), radius, log value]
-    POLYGON       [2, m, vertices (m*2, counter-clockwise), log value]
+    UNIFORM_BOX   [d, lower(d), upper(d), log value, ell]
+    UNIFORM_BALL  [d, centre(d), radius, log value, ell]
+    POLYGON       [2, m, vertices (m*2, counter-clockwise), log value, ell]
     GRID          [d, lower(d), upper(d), shape(d), values(prod shape)]  multilinear in values
     PRODUCT       [d, then per axis: code, length, 1-D params]
 
-Outside a bounded support the log-density is LOG_FLOOR (not -inf), which keeps every
-kernel finite; the transport boundary condition keeps the map inside the support.
+Outside a uniform density's support the solver uses log q = log q_in - dist/ell (ell: 1% of
+the support's size): the exact map never goes there, so the extension does not change the
+solution, but an iterate that overshoots is pulled back with a finite inward slope instead
+of meeting a flat -inf. Grid densities are LOG_FLOOR outside their box.
 Densities with unbounded support are never clamped: their log keeps the restoring slope
 that pulls a far-out map value back.
 """
@@ -96,37 +98,65 @@ def _coord(k, y0, y1, y2):
 
 @njit(cache=True)
 def _uniform_box(par, o, d, y0, y1, y2):
+    """(log q, grad log q): constant inside, log q_in - dist/ell outside."""
+    dist2 = 0.0
+    e = np.zeros(3)
     for k in range(d):
         y = _coord(k, y0, y1, y2)
-        if y < par[o + k] or y > par[o + d + k]:
-            return LOG_FLOOR
-    return par[o + 2 * d]
+        lo = par[o + k]
+        hi = par[o + d + k]
+        if y < lo:
+            e[k] = y - lo
+        elif y > hi:
+            e[k] = y - hi
+        dist2 += e[k] * e[k]
+    val = par[o + 2 * d]
+    if dist2 == 0.0:
+        return val, 0.0, 0.0, 0.0
+    ell = par[o + 2 * d + 1]
+    dist = math.sqrt(dist2)
+    return val - dist / ell, -e[0] / (dist * ell), -e[1] / (dist * ell), -e[2] / (dist * ell)
 
 
 @njit(cache=True)
 def _uniform_ball(par, o, d, y0, y1, y2):
     r2 = 0.0
-    for k in range(d):
-        z = _coord(k, y0, y1, y2) - par[o + k]
-        r2 += z * z
-    if r2 > par[o + d] * par[o + d]:
-        return LOG_FLOOR
-    return par[o + d + 1]
+    z0 = y0 - par[o]
+    z1 = (y1 - par[o + 1]) if d > 1 else 0.0
+    z2 = (y2 - par[o + 2]) if d > 2 else 0.0
+    r = math.sqrt(z0 * z0 + z1 * z1 + z2 * z2)
+    rho = par[o + d]
+    val = par[o + d + 1]
+    if r <= rho:
+        return val, 0.0, 0.0, 0.0
+    ell = par[o + d + 2]
+    return val - (r - rho) / ell, -z0 / (r * ell), -z1 / (r * ell), -z2 / (r * ell)
 
 
 @njit(cache=True)
 def _polygon(par, o, y0, y1):
+    """Outside: penalised by the largest signed distance to the edge lines (a convex
+    distance that equals the Euclidean one except near vertices)."""
     m = int(par[o])
     v = o + 1
+    best = -np.inf
+    n0 = n1 = 0.0
     for j in range(m):
         ax = par[v + 2 * j]
         ay = par[v + 2 * j + 1]
         jn = (j + 1) % m
-        bx = par[v + 2 * jn]
-        by = par[v + 2 * jn + 1]
-        if (bx - ax) * (y1 - ay) - (by - ay) * (y0 - ax) < 0.0:
-            return LOG_FLOOR
-    return par[v + 2 * m]
+        ex = par[v + 2 * jn] - ax
+        ey = par[v + 2 * jn + 1] - ay
+        length = math.sqrt(ex * ex + ey * ey)
+        nx, ny = ey / length, -ex / length        # outward normal of a CCW polygon
+        sd = (y0 - ax) * nx + (y1 - ay) * ny
+        if sd > best:
+            best, n0, n1 = sd, nx, ny
+    val = par[v + 2 * m]
+    if best <= 0.0:
+        return val, 0.0, 0.0, 0.0
+    ell = par[v + 2 * m + 1]
+    return val - best / ell, -n0 / ell, -n1 / ell, 0.0
 
 
 @njit(cache=True)
@@ -174,11 +204,11 @@ def _simple(code, par, o, d, y0, y1, y2):
     if code == MIXTURE:
         return _mixture(par, o, d, y0, y1, y2)
     if code == UNIFORM_BOX:
-        return _uniform_box(par, o, d, y0, y1, y2)
+        return _uniform_box(par, o, d, y0, y1, y2)[0]
     if code == UNIFORM_BALL:
-        return _uniform_ball(par, o, d, y0, y1, y2)
+        return _uniform_ball(par, o, d, y0, y1, y2)[0]
     if code == POLYGON:
-        return _polygon(par, o, y0, y1)
+        return _polygon(par, o, y0, y1)[0]
     if code == GRID:
         return _grid(par, o, d, y0, y1, y2)
     return np.nan
@@ -268,10 +298,12 @@ def _simple_grad(code, par, o, d, y0, y1, y2):
         return _gaussian_grad(par, o, d, y0, y1, y2, True)
     if code == MIXTURE:
         return _mixture_grad(par, o, d, y0, y1, y2)
-    if code == UNIFORM_BOX or code == UNIFORM_BALL or code == POLYGON:
-        # Constant on the support and LOG_FLOOR outside: the slope is zero on both sides
-        # (a difference quotient across the edge would be a meaningless 1e8).
-        return _simple(code, par, o, d, y0, y1, y2), 0.0, 0.0, 0.0
+    if code == UNIFORM_BOX:
+        return _uniform_box(par, o, d, y0, y1, y2)
+    if code == UNIFORM_BALL:
+        return _uniform_ball(par, o, d, y0, y1, y2)
+    if code == POLYGON:
+        return _polygon(par, o, y0, y1)
     # Tabulated densities: central differences.
     v = _simple(code, par, o, d, y0, y1, y2)
     e0 = 1e-6 * (1.0 + abs(y0))

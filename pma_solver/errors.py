@@ -35,3 +35,7 @@ class NumericalFailure(Exception):
         super().__init__(reason)
         self.reason = reason
         self.hint = hint
+
+
+class StorageFailure(NumericalFailure):
+    """The run file cannot take more data (disk full, I/O error); exit code 1."""

@@ -59,6 +59,9 @@ class GaussianFlow(ExactSolution):
         lam, W = np.linalg.eig(H)
         self._lam, self._W, self._Winv = lam.real, W.real, np.linalg.inv(W.real)
         self.H = H
+        # Restart the exact propagation often enough that exp(chunk * rate) stays tame.
+        self._CHUNK = min(2.0, 20.0 / max(float(np.max(np.abs(self._lam))), 1e-12))
+        self._PANEL = self._CHUNK / 16
         self.const = 0.5 * self.m1 @ self.P1 @ self.m1 + 0.5 * (
             np.linalg.slogdet(self.S1)[1] - np.linalg.slogdet(self.S2)[1])
         # Steady Brenier map A* = S1^{-1/2} (S1^{1/2} S2 S1^{1/2})^{1/2} S1^{-1/2}.

@@ -106,11 +106,16 @@ class NewtonSolver:
         norm = float(np.max(np.abs(G))) if G.size else 0.0
         lin_time, lin_its = 0.0, 0
         margin0 = stats["margin_min"]
+        # Round-off floor of G: terms of size max|F| and max|v|/dt cancel in it.
+        scale = float(np.max(np.abs(op.unknown_values(op.out)))) if G.size else 0.0
+        if math.isfinite(dt):
+            scale += float(np.max(np.abs(u_old))) / dt if G.size else 0.0
+        tol = max(self.tol, 1e-13 * scale)
         it = 0
         for it in range(1, (max_iter or self.max_iter) + 1):
             if not np.isfinite(norm):
                 return NewtonResult(False, it - 1, norm, lin_time, lin_its, "non-finite residual")
-            if norm <= self.tol:
+            if norm <= tol:
                 return NewtonResult(True, it - 1, norm, lin_time, lin_its)
             J = -op.jacobian(new)
             if not steady:
@@ -151,4 +156,4 @@ class NewtonSolver:
                 return NewtonResult(False, it, norm, lin_time, lin_its, "line search failed")
             kappa += lam * dkappa
             G, norm = G_try, n_try
-        return NewtonResult(norm <= self.tol, it, norm, lin_time, lin_its)
+        return NewtonResult(norm <= tol, it, norm, lin_time, lin_its)

@@ -70,7 +70,7 @@ class RunWriter:
             c = f.create_group("case")
             c.attrs["toml"] = case.text
             c.attrs["resolved"] = case.resolved_json
-            c.attrs["source_path"] = str(case.path)
+            c.attrs["source_path"] = str(Path(case.path).resolve())
             c.attrs["overrides"] = json.dumps(case.overrides)
             g = f.create_group("grid")
             g.attrs.update(dim=grid.dim, lower=np.array(grid.lower), upper=np.array(grid.upper),
@@ -165,6 +165,11 @@ class RunWriter:
                 diag["regret"].attrs["definition"] = "sum_{j<k} dt_j (KL_j - KL_final)"
             f.attrs.update(attrs)
 
+    def last_diagnostic_step(self) -> int:
+        with h5py.File(self.path, "r") as f:
+            diag = f["diagnostics"]
+            return int(diag["step"][-1]) if "step" in diag and diag["step"].shape[0] else -1
+
     def set_attrs(self, **attrs) -> None:
         with h5py.File(self.path, "a") as f:
             f.attrs.update(attrs)
@@ -181,6 +186,8 @@ class RunWriter:
                     for ds in f[group].values():
                         ds.resize(keep, axis=0)
             diag = f["diagnostics"]
+            if "regret" in diag:
+                del diag["regret"]          # derived at finish() from the KL log; rebuilt then
             if "step" in diag:
                 dkeep = int(np.searchsorted(diag["step"][()], step, side="right"))
                 for ds in diag.values():

@@ -8,6 +8,8 @@ stops with status "failed", the last good state written and the reason stored.
 from __future__ import annotations
 
 import math
+import resource
+import shutil
 import signal
 import time as _time
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ import numpy as np
 
 from .case import Case
 from .checkpoint import load_checkpoint, save_checkpoint
-from .errors import NumericalFailure
+from .errors import NumericalFailure, StorageFailure
 from .metrics import ErrorMeter, rate_summary
 from .operator import FlowOperator
 from .progress import Progress
@@ -116,13 +118,19 @@ class Runner:
             out_index, last_dt = int(sc["out_index"]), float(sc["last_dt"])
             kl_integral, wall_before = float(sc["kl_integral"]), float(sc["wall_time_s"])
             pending = bool(sc["pending_snapshot"])
+            if bool(sc.get("offschedule_snapshot", False)):
+                # the run stopped between output times and wrote an extra final snapshot at
+                # this step: drop it, the resumed run continues the regular schedule
+                writer.truncate_after(int(sc["step"]) - 1)
             prev_margin = float(sc["prev_margin"]) if not math.isnan(sc["prev_margin"]) else None
             writer.set_attrs(status="running", stop_reason="")
+            last_logged_resume = writer.last_diagnostic_step()
         else:
             u = op.initial_state(math.inf if stepper.pseudo_time else 0.0)
             writer = RunWriter(self.dir.run_file, case, op, threads)
             k, t, out_index, last_dt, kl_integral, wall_before = 0, 0.0, 0, 0.0, 0.0, 0.0
             pending, prev_margin = True, None
+            last_logged_resume = -1
 
         # Compile (or load from the numba cache) before timing the run.
         c0 = _time.perf_counter()
@@ -153,19 +161,38 @@ class Runner:
         snapshots_written_at = None
         latest = {}
         solver_info = {key: 0.0 for key in stepper.info_keys}
-        last_logged = -1
+        last_logged = last_logged_resume
 
         def boundary_time(time_now):
             # pseudo-time (steady solver) is not physical time: boundary data are steady
             return math.inf if stepper.pseudo_time else time_now
 
+        snapshot_bytes = 8 * grid.size * (len(out.fields) + grid.dim + 2 * (exact is not None))
+
         def write_snapshot(state, time_now, dt_now, residual_field):
+            # Refuse to start a write that may not fit: a half-written HDF5 append can take
+            # the earlier snapshots down with it.
+            free = shutil.disk_usage(self.dir.path).free
+            if free < 4 * snapshot_bytes + (16 << 20):
+                raise StorageFailure(f"disk nearly full ({free >> 20} MiB free) at t = {time_now:.6g}",
+                                     "free some space and continue with --resume")
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            size = self.dir.run_file.stat().st_size
+            # growth of the file at the last snapshot (compressed), uncompressed size before that
+            need = int(1.5 * latest.get("growth", snapshot_bytes)) + (16 << 10)
+            if limit != resource.RLIM_INFINITY and size + need > limit:
+                raise StorageFailure(f"the file-size limit ({limit} bytes) would be exceeded at t = {time_now:.6g}",
+                                     "raise the limit (ulimit -f) and continue with --resume")
             phi = op.potential(state)
             data = {"u": phi, "map": op.gradient(state), "residual": residual_field}
             ex = exact_at(time_now)
             errs = meter.snapshot_errors(phi, data["map"], ex["u"], ex["map"]) if ex else None
-            writer.snapshot(k, time_now, dt_now, data, ex, errs, diag_rows)
+            try:
+                writer.snapshot(k, time_now, dt_now, data, ex, errs, diag_rows)
+            except (OSError, RuntimeError) as exc:
+                raise StorageFailure(f"cannot write the run file: {exc}", "check disk space and permissions") from None
             latest["errors"] = errs
+            latest["growth"] = self.dir.run_file.stat().st_size - size
 
         def residual_on_nodes():
             r = np.zeros(grid.shape)
@@ -175,11 +202,12 @@ class Runner:
             r[mask[op.nodes].reshape(grid.shape)] = full[mask[op.nodes].reshape(grid.shape)]
             return r
 
-        def checkpoint(state, time_now, pend):
+        def checkpoint(state, time_now, pend, offschedule=False):
             save_checkpoint(self.dir.checkpoint, state, {
                 "step": k, "time": time_now, "out_index": out_index, "last_dt": last_dt,
                 "kl_integral": kl_integral, "wall_time_s": wall_before + _time.perf_counter() - start,
                 "pending_snapshot": pend, "prev_margin": np.nan if prev_margin is None else prev_margin,
+                "offschedule_snapshot": offschedule,
             }, identity)
 
         try:
@@ -227,6 +255,8 @@ class Runner:
                     snapshots_written_at = k
                     pending = False
                     progress.update(t, residual=f"{residual:.2e}")
+                    checkpoint(u, t, False)        # every snapshot is also a restart point
+                    last_ckpt = _time.perf_counter()
                 if residual <= tset.steady_tol:
                     status, reason = "steady", f"residual max {residual:.3g} <= steady_tol {tset.steady_tol:g}"
                     break
@@ -276,6 +306,8 @@ class Runner:
                     pending = True      # steady solver: a snapshot every log_every iterations
                 if k % 64 == 0:
                     progress.update(t, residual=f"{residual:.2e}")
+        except StorageFailure as exc:
+            status, reason, hint = "failed", exc.reason, exc.hint
         except NumericalFailure as exc:
             status, reason, hint = "failed", exc.reason, exc.hint
             # u holds the last good state (a rejected step was undone above).
@@ -284,15 +316,27 @@ class Runner:
         finally:
             progress.close()
 
-        if snapshots_written_at != k:
-            write_snapshot(u, t, last_dt, residual_on_nodes())
-        else:
-            writer.diagnostics(diag_rows)
-        checkpoint(u, t, False)
         wall = wall_before + _time.perf_counter() - start
-        writer.finish(status=status, stop_reason=reason, n_steps=k, t_final=t, wall_time_s=wall)
-        for hook in END_OF_RUN_HOOKS:
-            hook(self.dir)
+        offschedule = snapshots_written_at != k
+        try:
+            if offschedule:
+                write_snapshot(u, t, last_dt, residual_on_nodes())
+            else:
+                writer.diagnostics(diag_rows)
+            checkpoint(u, t, False, offschedule=offschedule and status == "interrupted")
+            writer.finish(status=status, stop_reason=reason, n_steps=k, t_final=t, wall_time_s=wall)
+            for hook in END_OF_RUN_HOOKS:
+                hook(self.dir)
+        except (StorageFailure, OSError, RuntimeError) as exc:
+            # No room for a final snapshot: record the outcome (a few bytes of attributes),
+            # earlier snapshots stay as they are.
+            status = "failed"
+            reason = reason or getattr(exc, "reason", str(exc))
+            hint = hint or "check disk space and permissions"
+            try:
+                writer.set_attrs(status=status, stop_reason=reason, n_steps=k, t_final=t, wall_time_s=wall)
+            except (OSError, RuntimeError):
+                pass
         summary = dict(status=status, stop_reason=reason, steps=k, t_final=t, wall_time_s=wall,
                        compile_time_s=compile_s, errors=latest.get("errors"))
         code = {"failed": 1, "interrupted": 130 if signals.received == signal.SIGINT else 143}.get(status, 0)
