@@ -33,7 +33,8 @@ class FlowOperator:
         boundary.setup(grid, g, case.exact)
         self.boundary = boundary
         self.shape = boundary.padded_shape
-        self.lo, self.hi = boundary.lo, boundary.hi
+        self.lo, self.hi = boundary.lo, boundary.hi          # the unknown block
+        self.slo, self.shi = boundary.scheme_lo, boundary.scheme_hi   # where the interior scheme runs
         self.unknown = tuple(slice(a, b) for a, b in zip(self.lo, self.hi))
         self.nodes = tuple(slice(g, g + n) for n in grid.shape) + (slice(None),) * (3 - self.dim)
 
@@ -80,8 +81,7 @@ class FlowOperator:
         self.uid = np.full(self.shape, -1, dtype=np.int64)
         self.n_unknowns = int(np.prod([b - a for a, b in zip(self.lo, self.hi)]))
         self.uid[self.unknown] = np.arange(self.n_unknowns).reshape(self.uid[self.unknown].shape)
-        if boundary.periodic:
-            boundary.fill(self.uid, 0.0)
+        boundary.fill_ids(self.uid)
         self.jac_block = {FD2: 3 ** self.dim, WIDE: 1 + 2 * self.dim,
                           FILTERED: 3 ** self.dim + 1 + 2 * self.dim}[self.kernel]
 
@@ -104,8 +104,8 @@ class FlowOperator:
         interior = u.copy()
         self.boundary.fill(u, boundary_time)
         matched = init.kind == "harmonic" or (math.isinf(boundary_time) and init.kind != "exact")
-        if matched and not self.boundary.periodic:
-            u += harmonic_extension(u - interior, self.lo, self.hi, self.grid)
+        if matched:
+            u = self.boundary.matched_initial(self, u, interior)
         return u
 
     def potential(self, u: np.ndarray) -> np.ndarray:
@@ -153,14 +153,16 @@ class FlowOperator:
             slope = np.where(np.isfinite(hp) & np.isfinite(hm), (hp - hm) / (2 * step), 0.0)
             self.ext[1 + k][nodes] = slope.reshape(shape)
 
-    def evaluate(self, u: np.ndarray) -> dict:
-        """Compute F(u) into self.out (unknown nodes) and return the kernel reductions."""
+    def evaluate(self, u: np.ndarray, diag: bool = True) -> dict:
+        """Compute F(u) into self.out (unknown nodes) and return the kernel reductions
+        (`diag=False` skips diagnostic-only work such as the fd2 Peclet number in 2D/3D)."""
         if self.code == dk.EXTERNAL:
             self._update_external(u)
         kernel = rhs_parallel if self._parallel() else rhs_serial
-        kernel(self.kernel, self.dim, u, self.lo, self.hi, self.geo, self.logp, self.weight,
+        kernel(self.kernel, self.dim, u, self.slo, self.shi, self.geo, self.logp, self.weight,
                self.code, self.par, self.ext, self.delta, self.dirs, self.dgeom, self.frames,
-               self.out, self.active, self.stats)
+               self.out, self.active, self.stats, diag)
+        self.boundary.rows(self, u)
         return dict(zip(STATS, self.stats.tolist()))
 
     def jacobian(self, u: np.ndarray):
@@ -171,11 +173,12 @@ class FlowOperator:
         cols = np.full(n * block, -1, dtype=np.int64)
         vals = np.zeros(n * block)
         kernel = jacobian_parallel if self._parallel() else jacobian_serial
-        kernel(self.kernel, self.dim, u, self.lo, self.hi, self.geo, self.logp, self.code, self.par,
+        kernel(self.kernel, self.dim, u, self.slo, self.shi, self.geo, self.logp, self.code, self.par,
                self.ext, self.delta, self.dirs, self.dgeom, self.frames, self.active, self.uid, rows,
                cols, vals, block)
         keep = cols >= 0
-        return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(n, n))
+        J = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(n, n))
+        return self.boundary.row_jacobian(self, u, J)
 
     def unknown_values(self, u: np.ndarray) -> np.ndarray:
         return u[self.unknown].reshape(-1).copy()

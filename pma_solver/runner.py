@@ -214,8 +214,7 @@ class Runner:
             while True:
                 op.boundary.fill(u, boundary_time(t))
                 log_now = (k % out.log_every == 0 or pending) and k != last_logged
-
-                stats = op.evaluate(u)
+                stats = op.evaluate(u, diag=log_now)
                 residual, drift = rate_summary(stats, op.total_weight, case.boundary.removes_drift)
                 margin = stats["margin_min"]
                 bad = None

@@ -6,7 +6,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..density_kernels import EXTERNAL, log_density_at, log_density_grad_at
+from ..density_kernels import EXTERNAL, GAUSSIAN, _gaussian, _gaussian_grad, log_density_at, log_density_grad_at
 
 # geo = [h0, h1, h2, x(padded index 0) per axis, box length per axis, identity, wrap,
 #        box lower per axis, filter epsilon]
@@ -53,6 +53,9 @@ def log_target(code, par, ext, geo, i, j, k, dim, y0, y1, y2, c0, c1, c2):
     EXTERNAL targets use the first-order expansion around the axis gradient c, whose value
     and gradient were evaluated in NumPy into `ext`.
     """
+    if code == GAUSSIAN and geo[WRAP] == 0.0:
+        # hot path, small enough for LLVM to inline (the general dispatch is not)
+        return _gaussian(par, 1, dim, y0, y1, y2)
     if code == EXTERNAL:
         v = ext[0, i, j, k] + ext[1, i, j, k] * (y0 - c0)
         if dim > 1:
@@ -67,6 +70,8 @@ def log_target(code, par, ext, geo, i, j, k, dim, y0, y1, y2, c0, c1, c2):
 @njit(cache=True)
 def log_target_grad(code, par, ext, geo, i, j, k, dim, y0, y1, y2, c0, c1, c2):
     """(log q(y), grad log q(y)), see `log_target`."""
+    if code == GAUSSIAN and geo[WRAP] == 0.0:
+        return _gaussian_grad(par, 1, dim, y0, y1, y2, True)
     if code == EXTERNAL:
         s0 = ext[1, i, j, k]
         s1 = ext[2, i, j, k] if dim > 1 else 0.0

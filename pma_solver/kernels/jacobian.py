@@ -214,7 +214,7 @@ def _jac_row(scheme, dim, i, u, lo, hi, geo, logp, code, par, ext, delta, dirs, 
             else:
                 # filtered: d/du [F_m + eps S((F_a - F_m)/eps)] = (1 - S') J_m + S' J_a
                 fm = wide_node(u, i, j, k, dim, geo, logp, code, par, ext, delta, dirs, dgeom, frames, D, G)[0]
-                fa = fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta)[0]
+                fa = fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta, False)[0]
                 sp = filter_slope((fa - fm) / geo[FILTER_EPS])
                 _weights(vals, base, n_fd2, sp)
                 fd2_jac(u, i, j, k, dim, geo, code, par, ext, delta, uid, rows, cols, vals, base)

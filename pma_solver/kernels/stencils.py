@@ -27,7 +27,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .common import (FILTER_EPS, H0, H1, H2, IDENTITY, X0, X1, X2, curvature_coef, filter_function,
+from ..density_kernels import GAUSSIAN, _gaussian
+from .common import (FILTER_EPS, H0, H1, H2, IDENTITY, WRAP, X0, X1, X2, curvature_coef, filter_function,
                      log_floor, log_target, log_target_grad, sym_eig3, upwind_shift)
 
 
@@ -36,8 +37,43 @@ def _peclet(s, w, d, delta):
     return abs(s) * w * max(d, delta) * 0.5
 
 
+@njit(cache=True, inline="always")
+def fd2_node_2d(u, i, j, h0, h1, ident, x0, x1, delta, gauss, m0, m1, p00, p01, p11, lnorm,
+                code, par, ext, geo, logp):
+    """fd2 in 2D for the explicit step's hot loop (same formulas as `fd2_node`). Grid and
+    Gaussian-target constants arrive as scalars: loaded once per row they stay in
+    registers, whereas array loads would be repeated at every node because the output
+    array might alias them."""
+    c = u[i, j, 0]
+    # reciprocals: without fastmath the compiler keeps a division per use
+    r00 = 1.0 / (h0 * h0)
+    r11 = 1.0 / (h1 * h1)
+    r01 = 0.25 / (h0 * h1)
+    r0 = 0.5 / h0
+    r1 = 0.5 / h1
+    d00 = (u[i + 1, j, 0] - 2.0 * c + u[i - 1, j, 0]) * r00 + ident
+    d11 = (u[i, j + 1, 0] - 2.0 * c + u[i, j - 1, 0]) * r11 + ident
+    d01 = (u[i + 1, j + 1, 0] - u[i + 1, j - 1, 0] - u[i - 1, j + 1, 0] + u[i - 1, j - 1, 0]) * r01
+    g0 = (u[i + 1, j, 0] - u[i - 1, j, 0]) * r0 + ident * (x0 + i * h0)
+    g1 = (u[i, j + 1, 0] - u[i, j - 1, 0]) * r1 + ident * (x1 + j * h1)
+    half_tr = 0.5 * (d00 + d11)
+    rad = math.sqrt(0.25 * (d00 - d11) ** 2 + d01 * d01)
+    lam = half_tr - rad
+    if lam >= delta:
+        logdet = math.log(d00 * d11 - d01 * d01)
+    else:
+        logdet = log_floor(lam, delta) + log_floor(half_tr + rad, delta)
+    if gauss:
+        z0 = g0 - m0
+        z1 = g1 - m1
+        lq = lnorm - 0.5 * (p00 * z0 * z0 + 2.0 * p01 * z0 * z1 + p11 * z1 * z1)
+    else:
+        lq = log_target(code, par, ext, geo, i, j, 0, 2, g0, g1, 0.0, g0, g1, 0.0)
+    return logdet + lq - logp[i, j, 0], lam
+
+
 @njit(cache=True)
-def fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta):
+def fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta, diag):
     c = u[i, j, k]
     ident = geo[IDENTITY]
     h0 = geo[H0]
@@ -80,14 +116,19 @@ def fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta):
                 logdet = math.log(det)
             else:
                 logdet = log_floor(e0, delta) + log_floor(e1, delta) + log_floor(e2, delta)
-    lq, s0, s1, s2 = log_target_grad(code, par, ext, geo, i, j, k, dim, g0, g1, g2, g0, g1, g2)
+    peclet = 0.0
     if dim == 1:
         # The 1D three-point scheme is monotone: keep it so where the Peclet number exceeds 1.
+        lq, s0, s1, s2 = log_target_grad(code, par, ext, geo, i, j, k, dim, g0, g1, g2, g0, g1, g2)
         a0, peclet = upwind_shift(s0, h0, d00, delta)
         if a0 != 0.0:
             lq = log_target(code, par, ext, geo, i, j, k, dim, g0 + a0, 0.0, 0.0, g0, 0.0, 0.0)
-    else:
+    elif diag:
+        # not monotone in 2D/3D: the Peclet number is only reported (diagnostic steps)
+        lq, s0, s1, s2 = log_target_grad(code, par, ext, geo, i, j, k, dim, g0, g1, g2, g0, g1, g2)
         peclet = max(_peclet(s0, h0, d00, delta), max(_peclet(s1, h1, d11, delta), _peclet(s2, h2, d22, delta)))
+    else:
+        lq = log_target(code, par, ext, geo, i, j, k, dim, g0, g1, g2, g0, g1, g2)
     coef = 2.0 * inv_h2 * curvature_coef(lam, delta)
     return logdet + lq - logp[i, j, k], coef, lam, 0, peclet
 
@@ -166,6 +207,6 @@ def filtered_node(u, i, j, k, dim, geo, logp, code, par, ext, delta, dirs, dgeom
     (non-smooth or degenerate regions); a perturbation of size eps of a monotone scheme.
     """
     fm, cm, mm, am, pm = wide_node(u, i, j, k, dim, geo, logp, code, par, ext, delta, dirs, dgeom, frames, D, G)
-    fa, ca, ma, aa, pa = fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta)
+    fa, ca, ma, aa, pa = fd2_node(u, i, j, k, dim, geo, logp, code, par, ext, delta, False)
     eps = geo[FILTER_EPS]
     return fm + eps * filter_function((fa - fm) / eps), max(cm, ca), mm, am, pm
