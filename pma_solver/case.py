@@ -205,7 +205,7 @@ def build_case(data: dict, path: Path, text: str) -> Case:
         resolved[role] = t.resolved
     source, target = densities["source"], densities["target"]
 
-    boundary = parse_boundary(boundary_t, grid)
+    boundary = parse_boundary(boundary_t, grid, target)
     resolved["boundary"] = boundary_t.resolved
 
     t = _table(data, "initial", required=False)
@@ -215,7 +215,7 @@ def build_case(data: dict, path: Path, text: str) -> Case:
     resolved["initial"] = t.done()
 
     t = _table(data, "exact", required=False)
-    exact = _parse_exact(t, source, target, initial, dim)
+    exact = _parse_exact(t, source, target, initial, dim, boundary.domains)
     resolved["exact"] = t.done()
 
     for role, density in (("source", source), ("target", target)):
@@ -263,7 +263,7 @@ def build_case(data: dict, path: Path, text: str) -> Case:
                 exact=exact, resolved=resolved)
 
 
-def _parse_exact(t: Table, source, target, initial: Initial, dim: int):
+def _parse_exact(t: Table, source, target, initial: Initial, dim: int, domains=None):
     kind = t.string("kind", "auto", choices=("auto", "none", "expression"))
     if kind == "none":
         return None
@@ -276,7 +276,7 @@ def _parse_exact(t: Table, source, target, initial: Initial, dim: int):
         return exact_mod.ExpressionSolution(potential, [Expression(m, dim, table="exact", key="map")
                                                         for m in maps])
     try:
-        return exact_mod.automatic(source, target, initial.quadratic(dim))
+        return exact_mod.automatic(source, target, initial.quadratic(dim), domains)
     except np.linalg.LinAlgError as exc:
         # e.g. variances so far apart that the exact Gaussian flow overflows in double precision
         raise t.error("kind", f"the closed-form solution for this source/target pair cannot be computed "

@@ -10,6 +10,10 @@
   CDF or survival function, ~1e-14), phi = integral of T by Gauss-Legendre panels.
 * `ProductMap`: separable pairs, phi = sum of 1D potentials.
 * `ExpressionSolution`: manufactured potentials and maps from the case file.
+* Transport boundaries (grad phi(X) = Y, `transport_solution`): the densities are restricted
+  to X and Y, so the closed forms are those of the restricted pairs: 1D and separable
+  box -> box pairs by CDF inversion of the restricted factors, Gaussian pairs only when the
+  affine Gaussian map sends the box X exactly onto Y (then it pushes p|X onto q|Y).
 """
 from __future__ import annotations
 
@@ -308,12 +312,15 @@ def _one_d(density: Density) -> bool:
         return False
 
 
-def automatic(source: Density, target: Density, initial_quadratic=None) -> ExactSolution | None:
+def automatic(source: Density, target: Density, initial_quadratic=None, domains=None) -> ExactSolution | None:
     """The closed form implied by (source, target), or None.
 
     `initial_quadratic` = (A0, b0, c0) when the initial potential is quadratic, which gives
-    the Gaussian pair its exact transient.
+    the Gaussian pair its exact transient. `domains` = (X, Y) for transport boundaries: the
+    densities are then restricted to X and Y (see `transport_solution`).
     """
+    if domains is not None:
+        return transport_solution(source, target, *domains)
     if isinstance(source, GaussianDensity) and isinstance(target, GaussianDensity):
         if initial_quadratic is None:
             return GaussianFlow(source, target, transient=False)
@@ -337,4 +344,54 @@ def _factors(density: Density) -> list[Density] | None:
         return list(density.factors)
     if isinstance(density, GaussianDensity) and np.count_nonzero(density.cov - np.diag(np.diag(density.cov))) == 0:
         return [GaussianDensity([m], [[v]]) for m, v in zip(density.mean, np.diag(density.cov))]
+    from .densities import UniformDensity
+    if isinstance(density, UniformDensity) and density.shape == "box":
+        return [UniformDensity(1, lower=[a], upper=[b]) for a, b in zip(density.lower, density.upper)]
+    return None
+
+
+class RestrictedDensity:
+    """A 1D density restricted to [lo, hi]: CDF and survival function of the restriction
+    (unnormalised; `OneDimensionalMap` only uses their ratios) by composite Gauss-Legendre
+    quadrature on [lo, hi], so densities without a closed-form CDF (expressions, grids,
+    `normalized = false`) work too."""
+
+    def __init__(self, density: Density, lo: float, hi: float):
+        from .densities import _NumericCDF
+        self.lo, self.hi = float(lo), float(hi)
+        self._table = _NumericCDF(density, self.lo, self.hi)
+
+    def cdf(self, x):
+        return self._table.cdf(x)
+
+    def sf(self, x):
+        return self._table.sf(x)
+
+    def quantile_bracket(self):
+        return self.lo, self.hi
+
+
+def transport_solution(source: Density, target: Density, X, Y) -> ExactSolution | None:
+    """Closed form of the second boundary value problem grad phi(X) = Y for p|X -> q|Y, or None.
+
+    * 1D: the monotone rearrangement of the restricted densities;
+    * box Y and separable p, q (products, diagonal Gaussians, uniform boxes): the same axis
+      by axis (a box maps face to face, so the problem splits);
+    * Gaussian p, q whose Brenier map T(x) = A x + b sends X exactly onto Y (checked through
+      the support functions, sigma_{T(X)}(n) = n.b + sigma_X(A n) with A symmetric): T.
+    """
+    from .geometry import BoxDomain, unit_directions
+    (xl, xu), (yl, yu) = X.bounding_box(), Y.bounding_box()
+    if source.dim == 1:
+        return OneDimensionalMap(RestrictedDensity(source, xl[0], xu[0]), RestrictedDensity(target, yl[0], yu[0]))
+    factors_p, factors_q = _factors(source), _factors(target)
+    if isinstance(Y, BoxDomain) and factors_p and factors_q:
+        return ProductMap([OneDimensionalMap(RestrictedDensity(a, xl[k], xu[k]), RestrictedDensity(b, yl[k], yu[k]))
+                           for k, (a, b) in enumerate(zip(factors_p, factors_q))])
+    if isinstance(source, GaussianDensity) and isinstance(target, GaussianDensity):
+        flow = GaussianFlow(source, target, transient=False)
+        n = np.concatenate([unit_directions(source.dim, 720), Y.normals()])
+        image = n @ flow.b_star + X.support(n @ flow.A_star)
+        if np.max(np.abs(image - Y.support(n))) <= 1e-9 * Y.size:
+            return flow
     return None

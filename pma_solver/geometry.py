@@ -62,6 +62,20 @@ class Domain:
     def contains(self, points: np.ndarray, tol: float = 1e-12) -> np.ndarray:
         return self.signed_distance(points) <= tol
 
+    def normals(self) -> np.ndarray:
+        """Outward normals of flat faces (rows; none for smooth domains): the directions at
+        which a sampled sup_n (p.n - sigma_Y(n)) must be exact."""
+        return np.zeros((0, self.dim))
+
+    def boundary_points(self, count: int) -> np.ndarray:
+        """Points on the boundary (all vertices included for polytopes), about `count`."""
+        raise NotImplementedError
+
+    @property
+    def size(self) -> float:
+        lo, hi = self.bounding_box()
+        return float(np.max(hi - lo))
+
 
 class BoxDomain(Domain):
     kind = "box"
@@ -85,6 +99,18 @@ class BoxDomain(Domain):
 
     def bounding_box(self):
         return self.lower, self.upper
+
+    def normals(self):
+        eye = np.eye(self.dim)
+        return np.concatenate([-eye, eye])
+
+    def boundary_points(self, count):
+        # faces sampled on a tensor grid; corners included
+        m = max(2, int(round((count / (2 * self.dim)) ** (1 / max(self.dim - 1, 1)))) + 1)
+        axes = [np.linspace(a, b, m) for a, b in zip(self.lower, self.upper)]
+        pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, self.dim)
+        on_face = np.any(np.isclose(pts, self.lower) | np.isclose(pts, self.upper), axis=-1)
+        return pts[on_face]
 
     def state(self):
         return {"kind": "box", "lower": self.lower.tolist(), "upper": self.upper.tolist()}
@@ -120,6 +146,9 @@ class EllipseDomain(Domain):
         half = np.sqrt(np.diag(self.matrix))
         return self.center - half, self.center + half
 
+    def boundary_points(self, count):
+        return self.center + unit_directions(self.dim, count) @ self.sqrt.T
+
     def state(self):
         return {"kind": "ellipse", "center": self.center.tolist(), "matrix": self.matrix.tolist()}
 
@@ -140,8 +169,46 @@ class PolygonDomain(Domain):
     def bounding_box(self):
         return self.vertices.min(axis=0), self.vertices.max(axis=0)
 
+    def normals(self):
+        e = np.roll(self.vertices, -1, axis=0) - self.vertices
+        n = np.stack([e[:, 1], -e[:, 0]], axis=-1)
+        return n / np.linalg.norm(n, axis=-1, keepdims=True)
+
+    def boundary_points(self, count):
+        per_edge = max(1, count // len(self.vertices))
+        s = np.arange(per_edge) / per_edge
+        b = np.roll(self.vertices, -1, axis=0)
+        return (self.vertices[:, None, :] + s[None, :, None] * (b - self.vertices)[:, None, :]).reshape(-1, 2)
+
     def state(self):
         return {"kind": "polygon", "vertices": self.vertices.tolist()}
+
+
+def unit_directions(dim: int, count: int) -> np.ndarray:
+    """About `count` unit vectors spread evenly: +-1 in 1D, equal angles in 2D, a
+    Fibonacci lattice on the sphere in 3D."""
+    if dim == 1:
+        return np.array([[-1.0], [1.0]])
+    if dim == 2:
+        a = 2 * np.pi * np.arange(count) / count
+        return np.stack([np.cos(a), np.sin(a)], axis=-1)
+    k = np.arange(count) + 0.5
+    z = 1 - 2 * k / count
+    r = np.sqrt(1 - z * z)
+    a = np.pi * (1 + 5 ** 0.5) * k
+    return np.stack([r * np.cos(a), r * np.sin(a), z], axis=-1)
+
+
+def direction_set(domain: Domain, count: int) -> np.ndarray:
+    """Unit directions n at which sup_n (p.n - sigma_Y(n)) is sampled: evenly spread ones,
+    the coordinate axes and the face normals of Y (so that the sup is exact on flat faces)."""
+    d = domain.dim
+    eye = np.eye(d)
+    dirs = np.concatenate([unit_directions(d, count), -eye, eye, domain.normals()])
+    dirs[np.abs(dirs) < 1e-12] = 0.0        # exactly tangential: no neighbour across the face
+    keys = np.round(dirs, 12)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    return dirs[np.sort(first)]
 
 
 def _spd_sqrt(m: np.ndarray) -> np.ndarray:
@@ -166,3 +233,41 @@ def parse_domain(t: Table, dim: int) -> Domain:
         domain = PolygonDomain(validate_polygon(t, "vertices"))
     t.done()
     return domain
+
+
+def _uniform_support(q) -> Domain:
+    shapes = {"box": lambda: BoxDomain(q.lower, q.upper),
+              "ball": lambda: EllipseDomain(q.center, q.radius ** 2 * np.eye(q.dim)),
+              "polygon": lambda: PolygonDomain(q.vertices)}
+    return shapes[q.shape]()
+
+
+def _box_support(q) -> Domain | None:
+    box = q.support_box()
+    return None if box is None else BoxDomain(*box)
+
+
+# density kind -> its bounded support as a Domain (None: unbounded or unknown)
+SUPPORTS = {"uniform": _uniform_support, "grid": _box_support, "product": _box_support}
+
+
+def support_domain(density) -> Domain | None:
+    """The bounded support of a density as a convex domain, or None."""
+    make = SUPPORTS.get(density.kind)
+    return None if make is None else make(density)
+
+
+def support_mismatch(domain: Domain, support: Domain, samples: int = 720) -> str | None:
+    """Why `domain` (Y) differs from a density's bounded `support`, or None when they agree:
+    the support must lie in Y (mass outside Y would be lost) and Y in the support (q would
+    vanish on part of Y, where the Monge-Ampere equation needs q > 0). Checked on boundary
+    points of both (vertices included), to a tolerance of 1e-9 of their size."""
+    tol = 1e-9 * max(domain.size, support.size)
+    out = domain.signed_distance(support.boundary_points(samples))
+    if np.max(out) > tol:
+        return f"the target density's support sticks out of target_domain by {np.max(out):.3g}"
+    out = support.signed_distance(domain.boundary_points(samples))
+    if np.max(out) > tol:
+        return (f"target_domain reaches {np.max(out):.3g} beyond the target density's support, "
+                "where q vanishes")
+    return None
