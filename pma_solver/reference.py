@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels.drivers import FD2
+from .kernels.common import FILTER_EPS
+from .kernels.drivers import FD2, FILTERED
 
 
 def _log_floor(d, delta):
@@ -43,31 +44,49 @@ def _upwind(s, w, d, delta):
 
 
 def reference_rhs(op, u: np.ndarray) -> np.ndarray:
+    if op.kernel == FILTERED:
+        # Froese-Oberman filter: F_mono + eps S((F_fd2 - F_mono)/eps)
+        mono, accurate = _wide(op, u), _fd2(op, u)
+        eps = op.geo[FILTER_EPS]
+        x = (accurate - mono) / eps
+        ax = np.abs(x)
+        filt = np.where(ax <= 1, x, np.where(ax >= 2, 0.0, np.sign(x) * (2 - ax)))
+        return mono + eps * filt
+    return _fd2(op, u) if op.kernel == FD2 else _wide(op, u)
+
+
+def _fd2(op, u):
     lo, hi, dim, delta = op.lo, op.hi, op.dim, op.delta
     h = list(op.grid.spacing)
     x = _shift(op.points, (0, 0, 0), lo, hi)
     ident = 1.0 if op.boundary.periodic else 0.0
     c = _shift(u, (0, 0, 0), lo, hi)
-    if op.kernel == FD2:
-        e = np.eye(3, dtype=int)
-        D = np.zeros(c.shape + (dim, dim))
-        g = np.zeros(c.shape + (dim,))
-        for a in range(dim):
-            D[..., a, a] = (_shift(u, e[a], lo, hi) - 2 * c + _shift(u, -e[a], lo, hi)) / h[a] ** 2 + ident
-            g[..., a] = (_shift(u, e[a], lo, hi) - _shift(u, -e[a], lo, hi)) / (2 * h[a]) + ident * x[..., a]
-            for b in range(a + 1, dim):
-                D[..., a, b] = D[..., b, a] = (
-                    _shift(u, e[a] + e[b], lo, hi) - _shift(u, e[a] - e[b], lo, hi)
-                    - _shift(u, e[b] - e[a], lo, hi) + _shift(u, -e[a] - e[b], lo, hi)) / (4 * h[a] * h[b])
-        lam = np.linalg.eigvalsh(D)
-        logdet = np.where(lam[..., 0] >= delta, np.log(np.abs(np.linalg.det(D))),
-                          _log_floor(lam, delta).sum(axis=-1))
-        y = g.copy()
-        if dim == 1:
-            _, s = _target(op, g)
-            y[..., 0] += _upwind(s[..., 0], h[0], D[..., 0, 0], delta)[0]
-        lq = op.case.target.log_density(_fold(op, y))
-        return logdet + lq - _shift(op.logp, (0, 0, 0), lo, hi)
+    e = np.eye(3, dtype=int)
+    D = np.zeros(c.shape + (dim, dim))
+    g = np.zeros(c.shape + (dim,))
+    for a in range(dim):
+        D[..., a, a] = (_shift(u, e[a], lo, hi) - 2 * c + _shift(u, -e[a], lo, hi)) / h[a] ** 2 + ident
+        g[..., a] = (_shift(u, e[a], lo, hi) - _shift(u, -e[a], lo, hi)) / (2 * h[a]) + ident * x[..., a]
+        for b in range(a + 1, dim):
+            D[..., a, b] = D[..., b, a] = (
+                _shift(u, e[a] + e[b], lo, hi) - _shift(u, e[a] - e[b], lo, hi)
+                - _shift(u, e[b] - e[a], lo, hi) + _shift(u, -e[a] - e[b], lo, hi)) / (4 * h[a] * h[b])
+    lam = np.linalg.eigvalsh(D)
+    logdet = np.where(lam[..., 0] >= delta, np.log(np.abs(np.linalg.det(D))),
+                      _log_floor(lam, delta).sum(axis=-1))
+    y = g.copy()
+    if dim == 1:
+        _, s = _target(op, g)
+        y[..., 0] += _upwind(s[..., 0], h[0], D[..., 0, 0], delta)[0]
+    lq = op.case.target.log_density(_fold(op, y))
+    return logdet + lq - _shift(op.logp, (0, 0, 0), lo, hi)
+
+
+def _wide(op, u):
+    lo, hi, dim, delta = op.lo, op.hi, op.dim, op.delta
+    x = _shift(op.points, (0, 0, 0), lo, hi)
+    ident = 1.0 if op.boundary.periodic else 0.0
+    c = _shift(u, (0, 0, 0), lo, hi)
     dirs, geom, frames = op.dirs, op.dgeom, op.frames
     Dv, Gv = [], []
     for v in range(len(dirs)):

@@ -18,6 +18,9 @@ CONFIGS = [
     ("torus2d.toml", ["grid.shape=[12,14]"]),
     ("gauss3d.toml", ["grid.shape=[7,8,9]"]),
     ("gauss3d.toml", ["grid.shape=[7,8,9]", "scheme.name=wide_stencil"]),
+    ("gauss2d_aniso.toml", ["scheme.name=wide_stencil", "scheme.stencil_radius=2", "scheme.filtered=false"]),
+    ("product2d.toml", ["grid.shape=[17,21]", "scheme.name=wide_stencil", "scheme.filtered=false"]),
+    ("gauss3d.toml", ["grid.shape=[7,8,9]", "scheme.name=wide_stencil", "scheme.filtered=false"]),
 ]
 
 

@@ -25,9 +25,9 @@ def operator(kind: str) -> FlowOperator:
     """Small operators, built once: wide stencil r=2 in 2D (Gaussian or uniform target), r=1 in 3D."""
     if kind not in _OPS:
         # boxes of +-1.5 sigma keep the cell Peclet number of the Brenier map below 1 at this h
-        sets = {"2d": ["grid.shape=[9,10]", "scheme.name=wide_stencil", "scheme.stencil_radius=2",
+        sets = {"2d": ["grid.shape=[9,10]", "scheme.name=wide_stencil", "scheme.stencil_radius=2", "scheme.filtered=false",
                        "grid.lower=[-1.5,-1.5]", "grid.upper=[1.5,1.5]"],
-                "3d": ["grid.shape=[6,6,7]", "scheme.name=wide_stencil", "scheme.stencil_radius=1",
+                "3d": ["grid.shape=[6,6,7]", "scheme.name=wide_stencil", "scheme.stencil_radius=1", "scheme.filtered=false",
                        "grid.lower=[-1.5,-1.5,-1.5]", "grid.upper=[1.5,1.5,1.5]"]}
         if kind == "2d_flat":
             # a very wide target keeps |grad log q| (hence the Peclet number) small even on
