@@ -28,7 +28,7 @@ SCHEMA_VERSION = 1
 TABLES = ("case", "grid", "source", "target", "initial", "boundary", "scheme", "time", "output", "exact")
 STEPPERS = ("explicit", "implicit", "steady")
 SCHEDULES = ("constant", "inverse_sqrt", "inverse")
-FIELDS = ("u", "map", "residual")
+FIELDS = ("u", "map", "residual", "active_frame")
 
 
 @dataclass

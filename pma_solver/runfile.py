@@ -95,7 +95,8 @@ class RunWriter:
             step.make_scale("step")
             time.make_scale("time")
             fl = f.create_group("fields")
-            shapes = {"u": grid.shape, "map": (grid.dim,) + grid.shape, "residual": grid.shape}
+            shapes = {"u": grid.shape, "map": (grid.dim,) + grid.shape, "residual": grid.shape,
+                      "active_frame": grid.shape}
             for name in self.fields:
                 ds = _resizable(fl, name, shapes[name], "f8", compress=True)
                 ds.dims[0].attach_scale(time)

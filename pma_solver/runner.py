@@ -184,7 +184,9 @@ class Runner:
                 raise StorageFailure(f"the file-size limit ({limit} bytes) would be exceeded at t = {time_now:.6g}",
                                      "raise the limit (ulimit -f) and continue with --resume")
             phi = op.potential(state)
-            data = {"u": phi, "map": op.gradient(state), "residual": residual_field}
+            data = {"u": phi, "map": op.gradient(state), "residual": residual_field,
+                    # index into scheme/frames of the frame attaining the minimum (wide stencil)
+                    "active_frame": op.active[op.nodes].reshape(grid.shape).astype(float)}
             ex = exact_at(time_now)
             errs = meter.snapshot_errors(phi, data["map"], ex["u"], ex["map"]) if ex else None
             try:
