@@ -17,16 +17,10 @@ from .config import Table
 from .errors import CaseError
 from .geometry import BoxDomain, direction_set, parse_domain, support_domain, support_mismatch
 from .grid import Grid
+from .registry import Registry
 
-REGISTRY: dict[str, type["Boundary"]] = {}
-
-
-def register(name: str):
-    def deco(cls):
-        cls.kind = name
-        REGISTRY[name] = cls
-        return cls
-    return deco
+REGISTRY = Registry("kind")
+register = REGISTRY.register
 
 
 class Boundary:
@@ -216,11 +210,16 @@ class BoundaryEquation:
         F_b(u) = F(u)(x_ref) - s H_h(u)(x_b),     x_ref = the inward diagonal neighbour,
 
     i.e. the boundary node follows the flow of its interior neighbour while its gradient
-    relaxes onto dY at rate s (s = scale / h). At a steady state F = kappa (the drift) on
+    relaxes onto dY (s = `scale`, default 1). At a steady state F = kappa (the drift) on
     every row, so H_h = 0 exactly whatever kappa (the constant log(int q / int p) when the
-    densities do not balance): a plain row -s H_h would instead satisfy H_h = -kappa/s.
-    With `bfo` the row is monotone (non-increasing in u(x_b), non-decreasing in the others)
-    when s |n_normal| / h exceeds the centre coefficient of x_ref, about 2d/(h^2 lambda_min(D^2 phi)).
+    densities do not balance): a plain row -s H_h would instead satisfy H_h = -kappa/s. The
+    steady solution does not depend on s; the flow does: from initial data far from
+    grad phi0(X) = Y (H of order 1) a fast relaxation, s H >~ 2, forms a non-convex boundary
+    layer (the parallelogram case loses convexity at t = 0.0075 with s = 2 on 65^2, at any
+    cfl; s = 1 does not). With `bfo`, -s H_h is monotone (non-increasing in u(x_b),
+    non-decreasing in its neighbours); the added F(x_ref) puts the weight
+    s |n.nu| / h - c_ref on u(x_ref) (c_ref the centre coefficient of x_ref, about
+    2d/(h^2 lambda_min(D^2 phi))), so the whole row is monotone only for s >= h c_ref / |n.nu|.
     The interior scheme runs on the other nodes, whose stencils must fit inside the grid
     (ghost width 1: fd2 or wide_stencil with stencil_radius = 1); ghost values are only
     extrapolated (quadratically) so that the centred gradient written to `map` on the
@@ -231,13 +230,12 @@ class BoundaryEquation:
     scheme_inset = 1
 
     def __init__(self, t: Table, bc: "Transport"):
-        self.scale = t.number("scale", 4.0 * bc.grid.dim, positive=True)
-        count = t.integer("directions", {1: 2, 2: 512, 3: 2048}[bc.grid.dim], low=4, high=100_000)
+        self.scale = t.number("scale", 1.0, positive=True)
+        count = t.integer("directions", {1: 2, 2: 2048, 3: 4096}[bc.grid.dim], low=4, high=100_000)
         dirs = direction_set(bc.Y, count)
         self.dirs = np.zeros((len(dirs), 3))
         self.dirs[:, :bc.grid.dim] = dirs
         self.sigma = np.ascontiguousarray(bc.Y.support(dirs))
-        self.s = self.scale / min(bc.grid.spacing)
 
     def setup(self, bc: "Transport", grid: Grid, g: int) -> None:
         if g != 1:
@@ -280,10 +278,10 @@ class BoundaryEquation:
         hamiltonian(u, self.nodes, self.sides, bc.grid.dim, self.h, self.dirs, self.sigma,
                     self.second_order, self.H, self.active, self.coef)
         flat = op.out.reshape(-1)
-        F = flat[self.ref_flat] - self.s * self.H
+        F = flat[self.ref_flat] - self.scale * self.H
         flat[self.node_flat] = F
         st = op.stats
-        st[0] = max(st[0], self.s * float(self.coef.max()))
+        st[0] = max(st[0], self.scale * float(self.coef.max()))
         st[3] = max(st[3], float(F.max()))
         st[4] = min(st[4], float(F.min()))
         st[5] += float(np.dot(op.weight.reshape(-1)[self.node_flat], F))
@@ -303,7 +301,7 @@ class BoundaryEquation:
         cols = np.where(index >= 0, uid[np.maximum(index, 0)], -1)
         keep = cols >= 0
         n = J.shape[0]
-        Jb = sp.csr_matrix((-self.s * value[keep], (rows[keep], cols[keep])), shape=(n, n))
+        Jb = sp.csr_matrix((-self.scale * value[keep], (rows[keep], cols[keep])), shape=(n, n))
         P = sp.csr_matrix((np.ones(nb), (uid[self.node_flat], uid[self.ref_flat])), shape=(n, n))
         return J + Jb + P @ J
 
@@ -339,11 +337,13 @@ def _target_domain(t: Table, dim: int, target):
 class Transport(Boundary):
     """Second boundary value problem grad phi(X) = Y: X the grid box, Y convex.
 
-    Every node is unknown. `method` (registry METHODS): "neumann" (box Y, default there),
-    "bfo" (monotone Benamou-Froese-Oberman boundary equation, first order, default for other
-    Y) or "bfo2" (the same equation with a second-order gradient, not monotone). Solutions
-    are defined up to a constant and the masses need not balance: the drift kappa =
-    log(int_Y q / int_X p) of a steady state is removed from the residual and reported.
+    Every node is unknown. `method` (registry METHODS): "neumann" (box Y; default there),
+    "bfo2" (Benamou-Froese-Oberman boundary equation with a second-order gradient, not
+    monotone; default for other Y, as it is second order where "bfo" is first order, with
+    the same Newton iteration counts) or "bfo" (the monotone upwind version, for use with
+    the monotone wide stencil). Solutions are defined up to a constant and the masses need
+    not balance: the drift kappa = log(int_Y q / int_X p) of a steady state is removed from
+    the residual and reported.
     """
 
     allows_unnormalized = True
@@ -354,7 +354,7 @@ class Transport(Boundary):
         self.X = BoxDomain(grid.lower, grid.upper)
         self.Y = _target_domain(t, grid.dim, target)
         self.domains = (self.X, self.Y)
-        default = "neumann" if isinstance(self.Y, BoxDomain) else "bfo"
+        default = "neumann" if isinstance(self.Y, BoxDomain) else "bfo2"
         self.method_name = t.string("method", default, choices=METHODS)
         self.method = METHODS[self.method_name](t, self)
 
@@ -392,8 +392,6 @@ class Transport(Boundary):
 
     def state(self):
         s = {"kind": self.kind, "method": self.method_name, "target_domain": self.Y.state()}
-        if hasattr(self.method, "s"):
-            s["s"] = self.method.s
         return s
 
 

@@ -18,16 +18,10 @@ from . import density_kernels as dk
 from .config import Table
 from .errors import CaseError
 from .expression import Expression
+from .registry import Registry
 
-REGISTRY: dict[str, type["Density"]] = {}
-
-
-def register(name: str):
-    def deco(cls):
-        cls.kind = name
-        REGISTRY[name] = cls
-        return cls
-    return deco
+REGISTRY = Registry("kind")
+register = REGISTRY.register
 
 
 class Density:
@@ -354,15 +348,31 @@ class _NumericCDF:
         return (self.total - self.cum[j + 1]) + self._panel(x, self.edges[j + 1])
 
 
+class _TabulatedCDF:
+    """1D CDF and survival function from a `_NumericCDF` table over `_cdf_interval()`."""
+
+    _numeric_cdf = None
+
+    def _cdf_table(self):
+        if self._numeric_cdf is None:
+            self._numeric_cdf = _NumericCDF(self, *self._cdf_interval())
+        return self._numeric_cdf
+
+    def cdf(self, x):
+        return self._cdf_table().cdf(x)
+
+    def sf(self, x):
+        return self._cdf_table().sf(x)
+
+
 @register("expression")
-class ExpressionDensity(Density):
+class ExpressionDensity(_TabulatedCDF, Density):
     """Density given by a whitelisted NumPy expression in x0, x1, x2."""
 
     def __init__(self, expression: Expression, normalized: bool = True):
         self.expression = expression
         self.dim = expression.dim
         self.normalized = normalized
-        self._numeric_cdf = None
 
     @classmethod
     def from_table(cls, t: Table, dim: int, base: Path | None = None) -> "ExpressionDensity":
@@ -385,16 +395,8 @@ class ExpressionDensity(Density):
             lo, hi = 1.5 * lo, 1.5 * hi
         return lo, hi
 
-    def _cdf_table(self):
-        if self._numeric_cdf is None:
-            self._numeric_cdf = _NumericCDF(self, *self._bracket())
-        return self._numeric_cdf
-
-    def cdf(self, x):
-        return self._cdf_table().cdf(x)
-
-    def sf(self, x):
-        return self._cdf_table().sf(x)
+    def _cdf_interval(self):
+        return self._bracket()
 
     def quantile_bracket(self):
         t = self._cdf_table()
@@ -402,7 +404,7 @@ class ExpressionDensity(Density):
 
 
 @register("grid")
-class GridDensity(Density):
+class GridDensity(_TabulatedCDF, Density):
     """Density values on a regular grid over [lower, upper], evaluated multilinearly."""
 
     def __init__(self, values: np.ndarray, lower, upper, normalized: bool = True, source: str = ""):
@@ -412,7 +414,6 @@ class GridDensity(Density):
         self.upper = np.asarray(upper, float)
         self.normalized = normalized
         self.source = source
-        self._numeric_cdf = None
 
     @classmethod
     def from_table(cls, t: Table, dim: int, base: Path | None = None) -> "GridDensity":
@@ -451,17 +452,8 @@ class GridDensity(Density):
             out = np.concatenate([out, cand[keep]])
         return out[:n]
 
-    def _cdf_table(self):
-        if self._numeric_cdf is None:
-            self._numeric_cdf = _NumericCDF(self, self.lower[0], self.upper[0],
-                                            panels=max(4 * len(self.values), 2000))
-        return self._numeric_cdf
-
-    def cdf(self, x):
-        return self._cdf_table().cdf(x)
-
-    def sf(self, x):
-        return self._cdf_table().sf(x)
+    def _cdf_interval(self):
+        return self.lower[0], self.upper[0], max(4 * len(self.values), 2000)
 
     def quantile_bracket(self):
         return float(self.lower[0]), float(self.upper[0])

@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import CaseError
 from .rundir import _alive
-from .runfile import FORMAT, open_run, resolve_run_path
+from .runfile import open_run_file
 
 
 def _plain(value):
@@ -20,16 +20,8 @@ def _plain(value):
 
 
 def summarize(target: str | Path) -> dict:
-    path = resolve_run_path(target)
-    if not path.is_file():
-        raise CaseError(f"no run file at {path}")
-    try:
-        f = open_run(path)
-    except OSError as exc:
-        raise CaseError(f"cannot open {path} as HDF5: {exc}") from None
+    path, f = open_run_file(target)
     with f:
-        if f.attrs.get("format") != FORMAT:
-            raise CaseError(f"{path} is not a pma_solver run file")
         try:
             info = _read(f, path)
         except (KeyError, ValueError, OSError) as exc:

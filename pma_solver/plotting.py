@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from .convergence import NORM_LABELS, NORMS
 from .errors import CaseError
-from .xdmf import open_run_file
+from .runfile import open_run_file
 
 FORMATS = ("png", "pdf", "svg")
 DPI = 120

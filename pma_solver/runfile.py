@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from . import __version__
+from .errors import CaseError
 
 FORMAT = "pma_solver.run"
 FORMAT_VERSION = 1
@@ -29,6 +30,22 @@ def resolve_run_path(target: str | Path) -> Path:
 def open_run(target: str | Path) -> h5py.File:
     path = resolve_run_path(target)
     return h5py.File(path, "r", locking=False)
+
+
+def open_run_file(target: str | Path) -> tuple[Path, h5py.File]:
+    """(path, open file) for a run directory or run.h5, read-only and unlocked; CaseError if it is
+    not a pma_solver run file."""
+    path = resolve_run_path(target)
+    if not path.is_file():
+        raise CaseError(f"no run file at {path}")
+    try:
+        f = h5py.File(path, "r", locking=False)
+    except OSError as exc:
+        raise CaseError(f"cannot open {path} as HDF5: {exc}") from None
+    if f.attrs.get("format") != FORMAT:
+        f.close()
+        raise CaseError(f"{path} is not a pma_solver run file")
+    return path, f
 
 
 def _resizable(group: h5py.Group, name: str, row_shape: tuple, dtype, compress: bool = False):

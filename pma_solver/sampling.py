@@ -145,17 +145,9 @@ class BrenierMap:
     """
 
     def __init__(self, run, snapshot: int = -1):
-        from .runfile import FORMAT, open_run, resolve_run_path
-        path = resolve_run_path(run)
-        if not path.is_file():
-            raise CaseError(f"no run file at {path}")
-        try:
-            f = open_run(path)
-        except OSError as exc:
-            raise CaseError(f"cannot open {path} as HDF5: {exc}") from None
+        from .runfile import open_run_file
+        path, f = open_run_file(run)
         with f:
-            if f.attrs.get("format") != FORMAT:
-                raise CaseError(f"{path} is not a pma_solver run file")
             try:
                 self._read(f, path, snapshot)
             except KeyError as exc:

@@ -13,16 +13,10 @@ import numpy as np
 from .config import Table
 from .grid import Grid
 from .kernels.drivers import FD2, FILTERED, WIDE
+from .registry import Registry
 
-REGISTRY: dict[str, type["Scheme"]] = {}
-
-
-def register(name: str):
-    def deco(cls):
-        cls.name = name
-        REGISTRY[name] = cls
-        return cls
-    return deco
+REGISTRY = Registry("name")
+register = REGISTRY.register
 
 
 class Scheme:

@@ -21,16 +21,10 @@ import time as _time
 
 from .errors import NumericalFailure
 from .newton import NewtonSolver
+from .registry import Registry
 
-REGISTRY: dict[str, type["Stepper"]] = {}
-
-
-def register(name: str):
-    def deco(cls):
-        cls.name = name
-        REGISTRY[name] = cls
-        return cls
-    return deco
+REGISTRY = Registry("name")
+register = REGISTRY.register
 
 
 def schedule_step(kind: str, eta0: float | None, k: int) -> float:

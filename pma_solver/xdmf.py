@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 
 from .errors import CaseError
-from .runfile import FORMAT, resolve_run_path
+from .runfile import open_run_file, resolve_run_path
 
 XDMF_NAME = "run.xdmf"
 
@@ -88,22 +88,6 @@ def build_xdmf(f: h5py.File, file_name: str) -> ET.Element:
             item.text = " ".join(repr(float(v)) for v in values)
         _snapshot_attributes(grid_el, f, file_name, k, shape)
     return root
-
-
-def open_run_file(target: str | Path) -> tuple[Path, h5py.File]:
-    """(path, open file) for a run directory or run.h5, read-only and unlocked; CaseError if it is
-    not a pma_solver run file. (Shared with pma_solver.plotting; it belongs in runfile.py.)"""
-    path = resolve_run_path(target)
-    if not path.is_file():
-        raise CaseError(f"no run file at {path}")
-    try:
-        f = h5py.File(path, "r", locking=False)
-    except OSError as exc:
-        raise CaseError(f"cannot open {path} as HDF5: {exc}") from None
-    if f.attrs.get("format") != FORMAT:
-        f.close()
-        raise CaseError(f"{path} is not a pma_solver run file")
-    return path, f
 
 
 def write_xdmf(run_file_path: str | Path) -> Path:
