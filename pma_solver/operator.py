@@ -18,6 +18,7 @@ from .kernels.drivers import FD2, FILTERED, NSTATS, STATS, WIDE, rhs_parallel, r
 from .kernels.jacobian import jacobian_parallel, jacobian_serial
 
 PARALLEL_THRESHOLD = 16_384   # nodes; below this thread start-up costs more than it saves
+AXPY_PARALLEL_THRESHOLD = 1 << 20   # the memory-bound Euler update gains from threads only when large
 
 
 class FlowOperator:
@@ -191,7 +192,8 @@ class FlowOperator:
 
     def euler_step(self, new: np.ndarray, old: np.ndarray, dt: float) -> None:
         """new = old + dt * F(old) on the unknown nodes (F, evaluated last, is zero elsewhere)."""
-        update = common.euler_update_parallel if self._parallel() else common.euler_update
+        large = self.grid.size >= AXPY_PARALLEL_THRESHOLD and numba.get_num_threads() > 1
+        update = common.euler_update_parallel if large else common.euler_update
         update(new.reshape(-1), old.reshape(-1), self.out.reshape(-1), dt)
 
     def _parallel(self) -> bool:
