@@ -26,8 +26,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_TINY = 1e-12     # a direction component below this counts as tangential
-
 
 @njit(cache=True, inline="always")
 def _at(u, i, j, k, a, m):
@@ -37,16 +35,6 @@ def _at(u, i, j, k, a, m):
     if a == 1:
         return u[i, j + m, k]
     return u[i, j, k + m]
-
-
-@njit(cache=True, inline="always")
-def _allowed(n, side, dim):
-    for a in range(dim):
-        if side[a] < 0 and n[a] > _TINY:
-            return False
-        if side[a] > 0 and n[a] < -_TINY:
-            return False
-    return True
 
 
 @njit(cache=True)
@@ -82,17 +70,21 @@ def hamiltonian(u, nodes, sides, dim, h, dirs, sigma, second_order, H, active, c
         best = -np.inf
         arg = -1
         for e in range(dirs.shape[0]):
-            n = dirs[e]
-            if second_order:
-                val = -sigma[e]
-                for a in range(dim):
-                    val += n[a] * p[a]
-            else:
-                if not _allowed(n, side, dim):
-                    continue
-                val = -sigma[e]
-                for a in range(dim):
-                    val += n[a] * bwd[a] if n[a] > 0.0 else -n[a] * fwd[a]
+            val = -sigma[e]
+            for a in range(dim):
+                na = dirs[e, a]
+                if second_order:
+                    val += na * p[a]
+                elif na > 0.0:
+                    if side[a] < 0:       # would need the node outside the low face
+                        val = -np.inf
+                        break
+                    val += na * bwd[a]
+                elif na < 0.0:
+                    if side[a] > 0:
+                        val = -np.inf
+                        break
+                    val -= na * fwd[a]
             if val > best:
                 best = val
                 arg = e
