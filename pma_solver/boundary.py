@@ -145,12 +145,17 @@ class Periodic(Boundary):
         self.fill(uid, 0.0)
 
 
+# [boundary] method -> discretisation of grad phi(X) = Y
+METHODS = Registry("method")
+
+
 def _axis_slab(k: int, index) -> tuple:
     sl = [slice(None)] * 3
     sl[k] = index
     return tuple(sl)
 
 
+@METHODS.register("neumann")
 class FaceNeumann:
     """Box targets: d_i phi = ymin_i on the face x_i = xmin_i and ymax_i on x_i = xmax_i.
 
@@ -203,6 +208,7 @@ class FaceNeumann:
         return J
 
 
+@METHODS.register("bfo")
 class BoundaryEquation:
     """Benamou-Froese-Oberman: boundary nodes carry H_h(u)(x) = 0 (kernels/transport.py),
     any convex Y. The boundary row is
@@ -239,7 +245,7 @@ class BoundaryEquation:
 
     def setup(self, bc: "Transport", grid: Grid, g: int) -> None:
         if g != 1:
-            raise CaseError(f"[boundary] method \"{bc.method_name}\" needs a stencil of reach 1 "
+            raise CaseError(f"[boundary] method \"{self.method}\" needs a stencil of reach 1 "
                             f"(fd2, or wide_stencil with stencil_radius = 1), got reach {g}; "
                             "method \"neumann\" (box targets) takes any stencil",
                             table="scheme", key="stencil_radius")
@@ -306,12 +312,9 @@ class BoundaryEquation:
         return J + Jb + P @ J
 
 
+@METHODS.register("bfo2")
 class SecondOrderEquation(BoundaryEquation):
     second_order = True
-
-
-# [boundary] method -> discretisation of grad phi(X) = Y
-METHODS = {"neumann": FaceNeumann, "bfo": BoundaryEquation, "bfo2": SecondOrderEquation}
 
 
 def _target_domain(t: Table, dim: int, target):
@@ -355,8 +358,7 @@ class Transport(Boundary):
         self.Y = _target_domain(t, grid.dim, target)
         self.domains = (self.X, self.Y)
         default = "neumann" if isinstance(self.Y, BoxDomain) else "bfo2"
-        self.method_name = t.string("method", default, choices=METHODS)
-        self.method = METHODS[self.method_name](t, self)
+        self.method = METHODS[t.string("method", default, choices=METHODS)](t, self)
 
     def unknown_range(self, grid, g):
         return _ranges(grid, g, 0)
@@ -391,8 +393,7 @@ class Transport(Boundary):
         return np.ascontiguousarray(phi)
 
     def state(self):
-        s = {"kind": self.kind, "method": self.method_name, "target_domain": self.Y.state()}
-        return s
+        return {"kind": self.kind, "method": self.method.method, "target_domain": self.Y.state()}
 
 
 def parse_boundary(t: Table, grid: Grid, target=None) -> Boundary:

@@ -6,16 +6,20 @@ Benamou-Froese-Oberman defining function of the convex target
     H(p) = sup_{|n| = 1} (p.n - sigma_Y(n))      (signed distance to dY for p near dY),
 
 sampled on unit directions n (evenly spread, plus the axes and the flat-face normals of Y,
-where the sup is then exact). Two discretisations of p.n:
+where the sup is then exact), restricted to n.nu > 0 for every outward normal nu of X at x.
+The restriction is the obliqueness of the exact map (it sends the face of X with normal nu
+to the part of dY whose normals n have n.nu > 0): without it a node near a corner of X
+can satisfy H = 0 on the neighbouring face of Y (a box -> box problem then converges with
+order 1.4 instead of 2), and it keeps every upwind neighbour inside the grid. Two
+discretisations of p.n:
 
 * `bfo` (monotone, first order): the upwind directional difference
-      D^n u(x) = sum_a |n_a| (u(x) - u(x - h_a sign(n_a) e_a)) / h_a,
-  allowed only for n with n.nu >= 0 for every outward normal nu at x (so that every
-  neighbour is a grid node). H_h = max_n (D^n u - sigma_Y(n)) is non-decreasing in u(x)
-  and non-increasing in the neighbours: -s H_h is a monotone boundary equation.
+      D^n u(x) = sum_a |n_a| (u(x) - u(x - h_a sign(n_a) e_a)) / h_a.
+  H_h = max_n (D^n u - sigma_Y(n)) is non-decreasing in u(x) and non-increasing in the
+  neighbours: -s H_h is a monotone boundary equation.
 * `bfo2` (second order, not monotone): p = the gradient from centred differences along the
-  face and the three-point one-sided difference (3u0 - 4u1 + u2)/(2h) across it; every n is
-  allowed. Exact on quadratics.
+  face and the three-point one-sided difference (3u0 - 4u1 + u2)/(2h) across it. Exact on
+  quadratics.
 
 `hamiltonian` returns H_h, the active direction and dH/du(x) (for the explicit step bound);
 `hamiltonian_jacobian` writes dH/du at x and its 2 dim neighbour slots (padded flat index,
@@ -73,17 +77,14 @@ def hamiltonian(u, nodes, sides, dim, h, dirs, sigma, second_order, H, active, c
             val = -sigma[e]
             for a in range(dim):
                 na = dirs[e, a]
+                if side[a] * na <= 0.0 and side[a] != 0:     # n.nu > 0 fails for this face
+                    val = -np.inf
+                    break
                 if second_order:
                     val += na * p[a]
                 elif na > 0.0:
-                    if side[a] < 0:       # would need the node outside the low face
-                        val = -np.inf
-                        break
                     val += na * bwd[a]
-                elif na < 0.0:
-                    if side[a] > 0:
-                        val = -np.inf
-                        break
+                else:
                     val -= na * fwd[a]
             if val > best:
                 best = val
