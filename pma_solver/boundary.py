@@ -29,6 +29,7 @@ class Boundary:
     needs_exact = False
     allows_unnormalized = False
     removes_drift = False    # constants in log p, log q only shift phi: judge the residual modulo its mean
+    moves_with_time = False  # boundary values depend on t (exact transient Dirichlet data)
     domains = None           # (X, Y) when the problem lives on bounded domains (closed forms depend on them)
 
     def __init__(self, t: Table, grid: Grid, target=None):
@@ -104,6 +105,7 @@ class DirichletExact(Boundary):
         self.shell = mask.reshape(self.padded_shape)
         self.shell_points = pts[mask]
         self._steady_values = None if exact.transient else exact.potential(self.shell_points)
+        self.moves_with_time = bool(exact.transient)
 
     def fill(self, u, t):
         values = self._steady_values
@@ -113,8 +115,7 @@ class DirichletExact(Boundary):
 
     def matched_initial(self, op, u, interior):
         # |x|^2/2 + the harmonic extension of the boundary mismatch matches the data
-        from .operator import harmonic_extension
-        return u + harmonic_extension(u - interior, self.lo, self.hi, self.grid)
+        return u + op.harmonic_lift(u - interior)
 
 
 @register("periodic")
@@ -168,7 +169,6 @@ class FaceNeumann:
     conditions phi'(a) = y_min, phi'(b) = y_max.
     """
 
-    second_order = True
     scheme_inset = 0
 
     def __init__(self, t: Table, bc: "Transport"):
@@ -210,8 +210,9 @@ class FaceNeumann:
 
 @METHODS.register("bfo")
 class BoundaryEquation:
-    """Benamou-Froese-Oberman: boundary nodes carry H_h(u)(x) = 0 (kernels/transport.py),
-    any convex Y. The boundary row is
+    """Benamou-Froese-Oberman: boundary nodes carry H_h(u)(x) = 0 (kernels/transport.py:
+    H(p) = sup_n (p.n - sigma_Y(n)) over sampled directions with n.nu > 0, p.n by upwind
+    one-sided differences), any convex Y. The boundary row is
 
         F_b(u) = F(u)(x_ref) - s H_h(u)(x_b),     x_ref = the inward diagonal neighbour,
 
@@ -314,6 +315,9 @@ class BoundaryEquation:
 
 @METHODS.register("bfo2")
 class SecondOrderEquation(BoundaryEquation):
+    """`bfo` with p = grad u(x_b) from second-order differences (centred along the face,
+    three-point one-sided across it): second order, exact on quadratics, not monotone."""
+
     second_order = True
 
 

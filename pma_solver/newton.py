@@ -90,7 +90,7 @@ class NewtonSolver:
         return G, stats
 
     def step(self, new: np.ndarray, old: np.ndarray, t_new: float, dt: float, *, max_iter: int | None = None,
-             require_convex: bool = True, pseudo_time: bool = False) -> NewtonResult:
+             require_convex: bool = True, pseudo_time: bool = False, rtol: float = 0.0) -> NewtonResult:
         """Solve for the state at t_new = t + dt into `new` (starting from `old`).
 
         In pseudo-time (steady solver) with drift-free boundaries the system is bordered
@@ -99,6 +99,12 @@ class NewtonSolver:
         self.t = t_new
         u_old = op.unknown_values(old)
         new[...] = old
+        if op.boundary.moves_with_time:
+            # carry the boundary increment into the interior (harmonically): starting Newton
+            # from the old interior next to moved boundary values would create spurious
+            # non-convex nodes
+            op.boundary.fill(new, t_new)
+            new += op.harmonic_lift(new - old)
         kappa = 0.0
         steady = not math.isfinite(dt)
         border = self.bordered and (steady or pseudo_time)
@@ -110,7 +116,9 @@ class NewtonSolver:
         scale = float(np.max(np.abs(op.unknown_values(op.out)))) if G.size else 0.0
         if math.isfinite(dt):
             scale += float(np.max(np.abs(u_old))) / dt if G.size else 0.0
-        tol = max(self.tol, 1e-13 * scale)
+        # rtol: a backward-Euler step only needs its residual reduced well below the O(dt^2)
+        # truncation error, not to the steady-state tolerance
+        tol = max(self.tol, 1e-13 * scale, rtol * norm)
         it = 0
         for it in range(1, (max_iter or self.max_iter) + 1):
             if not np.isfinite(norm):

@@ -109,6 +109,12 @@ class FlowOperator:
             u = self.boundary.matched_initial(self, u, interior)
         return u
 
+    @property
+    def harmonic_lift(self) -> "HarmonicLift":
+        if getattr(self, "_lift", None) is None:
+            self._lift = HarmonicLift(self.lo, self.hi, self.grid)
+        return self._lift
+
     def potential(self, u: np.ndarray) -> np.ndarray:
         """phi at the grid nodes, shape grid.shape."""
         phi = u[self.nodes]
@@ -208,43 +214,52 @@ class FlowOperator:
         return math.inf if coef <= 0 else 1.0 / coef
 
 
-def harmonic_extension(mismatch: np.ndarray, lo, hi, grid) -> np.ndarray:
-    """Discrete harmonic function on the unknown nodes with the given values around them.
+class HarmonicLift:
+    """Discrete harmonic extension into the unknown nodes of values given around them.
 
-    `|x|^2/2 + H` then matches Dirichlet data at t = 0: starting the flow from data that
-    disagree with the boundary can make it lose the boundary condition (the Hamiltonian
-    -log q(grad phi) grows quadratically, the diffusion log det D^2 phi only logarithmically).
+    Used to start the flow (|x|^2/2 + H matches Dirichlet data at t = 0: starting from data
+    that disagree with the boundary can make the flow lose the boundary condition, since
+    -log q(grad phi) grows quadratically and log det D^2 phi only logarithmically) and to
+    carry the boundary increment of a time step into the interior as Newton's initial
+    guess. The Laplacian is factorised once.
     """
-    import scipy.sparse as sp
-    import scipy.sparse.linalg as spla
 
-    inner = tuple(slice(a, b) for a, b in zip(lo, hi))
-    shape = mismatch[inner].shape
-    n = int(np.prod(shape))
-    idx = np.arange(n).reshape(shape)
-    rows, cols, vals = [], [], []
-    rhs = np.zeros(n)
-    diag = np.zeros(n)
-    for k in range(grid.dim):
-        w = 1.0 / grid.spacing[k] ** 2
-        diag += 2 * w
-        for step in (-1, 1):
-            shifted = np.roll(idx, -step, axis=k)
-            valid = np.ones(shape, dtype=bool)
-            edge = [slice(None)] * 3
-            edge[k] = -1 if step == 1 else 0
-            valid[tuple(edge)] = False
-            rows.append(idx[valid])
-            cols.append(shifted[valid])
-            vals.append(np.full(valid.sum(), -w))
-            outside = [slice(a, b) for a, b in zip(lo, hi)]
-            outside[k] = slice(hi[k], hi[k] + 1) if step == 1 else slice(lo[k] - 1, lo[k])
-            boundary_vals = mismatch[tuple(outside)]
-            contrib = np.zeros(shape)
-            contrib[tuple(edge)] = boundary_vals.reshape(np.asarray(contrib[tuple(edge)]).shape) * w
-            rhs += contrib.ravel()
-    A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    A = A + sp.diags(diag)
-    out = np.zeros_like(mismatch)
-    out[inner] = spla.spsolve(A.tocsc(), rhs).reshape(shape)
-    return out
+    def __init__(self, lo, hi, grid):
+        import scipy.sparse as sp
+        import scipy.sparse.linalg as spla
+        self.lo, self.hi, self.grid = lo, hi, grid
+        self.inner = tuple(slice(a, b) for a, b in zip(lo, hi))
+        shape = tuple(b - a for a, b in zip(lo, hi))
+        self.shape = shape
+        n = int(np.prod(shape))
+        idx = np.arange(n).reshape(shape)
+        rows, cols, vals = [], [], []
+        diag = np.zeros(n)
+        for k in range(grid.dim):
+            w = 1.0 / grid.spacing[k] ** 2
+            diag += 2 * w
+            for step in (-1, 1):
+                valid = np.ones(shape, dtype=bool)
+                edge = [slice(None)] * 3
+                edge[k] = -1 if step == 1 else 0
+                valid[tuple(edge)] = False
+                rows.append(idx[valid])
+                cols.append(np.roll(idx, -step, axis=k)[valid])
+                vals.append(np.full(valid.sum(), -w))
+        A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        self.lu = spla.splu((A + sp.diags(diag)).tocsc())
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """Harmonic function on the unknowns with boundary values `values` (padded array)."""
+        rhs = np.zeros(self.shape)
+        for k in range(self.grid.dim):
+            w = 1.0 / self.grid.spacing[k] ** 2
+            for step in (-1, 1):
+                edge = [slice(None)] * 3
+                edge[k] = -1 if step == 1 else 0
+                outside = [slice(a, b) for a, b in zip(self.lo, self.hi)]
+                outside[k] = slice(self.hi[k], self.hi[k] + 1) if step == 1 else slice(self.lo[k] - 1, self.lo[k])
+                rhs[tuple(edge)] += values[tuple(outside)].reshape(rhs[tuple(edge)].shape) * w
+        out = np.zeros_like(values)
+        out[self.inner] = self.lu.solve(rhs.ravel()).reshape(self.shape)
+        return out

@@ -84,7 +84,8 @@ class _NewtonStepper(Stepper):
 
 @register("implicit")
 class BackwardEuler(_NewtonStepper):
-    GROW, SHRINK, FAST = 2.0, 0.5, 4
+    GROW, SHRINK, FAST = 2.0, 0.5, 5
+    RTOL = 1e-6          # Newton residual reduction per step (relative to the step's start)
 
     def __init__(self, case, operator):
         super().__init__(case, operator)
@@ -98,7 +99,7 @@ class BackwardEuler(_NewtonStepper):
     def advance(self, new, old, t, dt):
         t0 = _time.perf_counter()
         while True:
-            result = self.newton.step(new, old, t + dt, dt)
+            result = self.newton.step(new, old, t + dt, dt, rtol=self.RTOL)
             if result.converged:
                 if result.iterations <= self.FAST and self.time.schedule == "constant":
                     self.dt = max(self.dt, dt) * self.GROW
