@@ -17,9 +17,10 @@ Definitions.
 * square -> disk: Hausdorff distance between the closed polyline grad phi(dX nodes, in
   order) and the unit circle, i.e. max(max_b ||grad phi(x_b)| - 1|, max over 4096 circle
   points of the distance to the polyline); histogram L1 = sum over 32x32 bins on [-1, 1]^2
-  of |T#p(bin) - q(bin)|, T#p from 1024^2 cell-centred source points pushed through the
+  of |T#p(bin) - q(bin)|, T#p from 4096^2 cell-centred source points pushed through the
   multilinear interpolant of the map (`load_map`), q(bin) = |bin ∩ disk| / pi by 64^2
-  sub-samples per bin.
+  sub-samples per bin. The sampling floor of this estimate falls like 1/4096 (on the
+  257^2 bfo2 map it is 7.8e-3, 2.0e-3, 9.2e-4, 4.0e-4 with 512^2 ... 4096^2 points).
 * orders: log(e_k-1/e_k)/log(h_k-1/h_k); "slope" = least-squares slope of log e on log h.
 """
 from __future__ import annotations
@@ -88,7 +89,9 @@ def orders(h, e):
     return steps, float(np.polyfit(np.log(h), np.log(e), 1)[0])
 
 
-def fmt_orders(values):
+def fmt_orders(values, errors=None):
+    if errors is not None and max(errors) < 1e-10:
+        return ["—"] + ["round-off"] * len(values)      # no discretisation error to measure
     return ["—"] + [f"{v:.2f}" for v in values]
 
 
@@ -104,6 +107,7 @@ def study_errors(case, shapes, methods, title, note=""):
     rows = []
     for m in methods:
         infos = [run(case, n if case == "transport1d" else [n, n], m) for n in shapes]
+        last = infos[-1]
         h = [i["h"] for i in infos]
         o2, s2 = orders(h, [i["map_l2"] for i in infos])
         oi, si = orders(h, [i["map_linf"] for i in infos])
@@ -115,7 +119,7 @@ def study_errors(case, shapes, methods, title, note=""):
         rows.append([m or "", "slope", "", "", f"{s2:.2f}", "", f"{si:.2f}", "", "", ""])
     out.append(table(["method", "n", "h", "map L2", "order", "map max", "order", "outside Y", "Newton", "solve s"], rows))
     if note:
-        out += ["", note]
+        out += ["", note(last)]
     return "\n".join(out)
 
 
@@ -142,10 +146,12 @@ def study_parallelogram(shapes):
         per[m] = (infos, met)
         o2, s2 = orders([i["h"] for i in infos], [a[0] for a in met])
         oi, si = orders([i["h"] for i in infos], [a[1] for a in met])
-        for n, info, (l2, li, la), a, b in zip(shapes, infos, met, fmt_orders(o2), fmt_orders(oi)):
+        l2s, lis = [a[0] for a in met], [a[1] for a in met]
+        for n, info, (l2, li, la), a, b in zip(shapes, infos, met, fmt_orders(o2, l2s), fmt_orders(oi, lis)):
             rows.append([m, f"{n}²", f"{l2:.2e}", a, f"{li:.2e}", b, f"{la:.2e}", f"{outside_y(info):.1e}",
                          info["steps"], f"{info['solve']:.2f}", f"{info['total']:.2f}"])
-        rows.append([m, "slope 33²→257²" if shapes[-1] == 257 else "slope", "", f"{s2:.2f}", "", f"{si:.2f}", "", "", "", "", ""])
+        if max(l2s) >= 1e-10:
+            rows.append([m, f"slope {shapes[0]}²→{shapes[-1]}²", "", f"{s2:.2f}", "", f"{si:.2f}", "", "", "", "", ""])
     for n in shapes:
         if n in BM:
             l2, li, t, its = BM[n]
@@ -193,13 +199,15 @@ def disk_bins(bins=32, sub=64):
     return edges, q
 
 
-def histogram_l1(run_dir, edges, q, m=1024):
+def histogram_l1(run_dir, edges, q, m=4096):
     T = load_map(run_dir)
     s = -1 + (np.arange(m) + 0.5) * 2 / m
-    X = np.stack(np.meshgrid(s, s, indexing="ij"), axis=-1).reshape(-1, 2)
-    y = T(X)
-    hist, _, _ = np.histogram2d(y[:, 0], y[:, 1], bins=[edges, edges])
-    return float(np.abs(hist / len(X) - q).sum())
+    hist = np.zeros_like(q)
+    for rows in np.array_split(s, 16):          # 16 chunks of source rows: bounded memory
+        X = np.stack(np.meshgrid(rows, s, indexing="ij"), axis=-1).reshape(-1, 2)
+        y = T(X)
+        hist += np.histogram2d(y[:, 0], y[:, 1], bins=[edges, edges])[0]
+    return float(np.abs(hist / m ** 2 - q).sum())
 
 
 def study_disk(shapes):
@@ -215,7 +223,7 @@ def study_disk(shapes):
                          f"{info['solve']:.2f}"])
         rows.append([m, "slope", "", f"{sh:.2f}", "", "", "", "", ""])
     return "\n".join(["**Uniform square → uniform disk** (no closed form)", "",
-                      table(["method", "grid", "Hausdorff(∇φ(∂X), circle)", "order", "max ||∇φ(x_b)| − 1|",
+                      table(["method", "grid", "Hausdorff(∇φ(∂X), circle)", "order", "max dist(∇φ(x_b), circle)",
                              "histogram L1", "drift κ", "Newton", "solve s"], rows)])
 
 
@@ -244,8 +252,10 @@ def main():
     run("transport1d", 17)
     parts = [
         study_errors("transport1d", cut([33, 65, 129, 257, 513]), [None],
-                     "1D: N(0,1) on [−2, 2] → U[−1, 1] (Neumann), exact CDF map"),
-        study_errors("transport_box2d", cut([17, 33, 65, 129]), ["neumann", "bfo2", "bfo"],
+                     "1D: N(0,1) on [−2, 2] → U[−1, 1] (Neumann), exact CDF map",
+                     lambda i: f"Drift κ on the finest grid: {i['drift']:.6f}; log(∫q/∫p) = −log P(|Z| ≤ 2) = "
+                               f"{-math.log(math.erf(math.sqrt(2))):.6f}."),
+        study_errors("transport_box2d", cut([17, 33, 65, 129, 257]), ["neumann", "bfo2", "bfo"],
                      "2D separable box → box (cases/transport_box2d.toml), exact product of 1D maps"),
         study_errors("transport_manufactured", cut([17, 33, 65, 129, 257]), ["neumann", "bfo2", "bfo"],
                      "2D manufactured non-separable square → square (cases/transport_manufactured.toml)"),
