@@ -239,6 +239,12 @@ class Runner:
                     continue
                 retries = 0 if math.isinf(retry_dt) else retries
                 kl = -stats["f_weighted_sum"]
+                stopping = (residual <= tset.steady_tol or (t >= tset.t_end and not stepper.pseudo_time)
+                            or k >= tset.max_steps or signals.received is not None)
+                if stopping and not log_now and k != last_logged:
+                    # the final state always gets its diagnostics row (with the diag-only stats)
+                    stats = op.evaluate(u, diag=True)
+                    log_now = True
                 if log_now:
                     last_logged = k
                     row = {"step": k, "time": t, "dt": last_dt, "residual_max": residual,
