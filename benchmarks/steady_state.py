@@ -44,7 +44,8 @@ def run(case_file, sets, workdir, label):
                 "compile": float(f.attrs["compile_time_s"]), "t": float(f.attrs["t_final"]),
                 "map_l2": float(f["errors/map_l2"][-1]), "map_linf": float(f["errors/map_linf"][-1]),
                 "residual": float(d["residual_max"][-1]),
-                "res_hist": (d["wall_time_s"][()], d["residual_max"][()]), "time_hist": d["time"][()]}
+                "res_hist": (d["wall_time_s"][()], d["residual_max"][()]), "time_hist": d["time"][()],
+                "linear_iterations": float(d["linear_iterations"][-1]) if "linear_iterations" in d else 0.0}
     return info
 
 
@@ -182,6 +183,15 @@ def main():
                 exerr = "n/a" if extrapolated else f"{ex['map_l2']:.2e}"
                 emit(f"| {case_file.split('.')[0]} | {n}^{dim} | {ex['wall']:.1f}{mark} | {im['wall']:.2f} | {stv['wall']:.2f} | "
                      f"{ex['wall'] / stv['wall']:.0f}x | {stv['steps']} | {exerr} / {im['map_l2']:.2e} / {stv['map_l2']:.2e} |")
+        emit()
+        n3 = 17 if args.quick else 33
+        emit(f"## Linear solver in 3D: steady solver on gauss3d {n3}^3 (`auto` picks AMG-GMRES in 3D)")
+        emit()
+        emit("| linear solver | wall (s) | Newton its | linear iterations (last logged) | map error L2 |")
+        emit("|---|---|---|---|---|")
+        for ls in ("direct", "iterative"):
+            r = run("gauss3d.toml", [shape_set(n3, 3), "time.stepper=steady", f"time.linear_solver={ls}"], work, f"ls-{ls}")
+            emit(f"| {ls} | {r['wall']:.2f} | {r['steps']} | {r['linear_iterations']:.0f} | {r['map_l2']:.2e} |")
         emit()
         emit("## Same discrete solution: map error L2 of explicit, implicit and steady (same scheme, same grid)")
         emit()

@@ -42,7 +42,7 @@ class TimeSettings:
     schedule: str
     newton_tol: float = 1e-10
     max_newton: int = 20
-    linear_solver: str = "direct"
+    linear_solver: str = "auto"
     options: dict = field(default_factory=dict)
 
 
@@ -307,7 +307,7 @@ def _parse_time(t: Table) -> TimeSettings:
     newton_tol = t.number("newton_tol", min(1e-10, steady_tol) if steady_tol > 0 else 1e-10, positive=True)
     max_newton = t.integer("max_newton", 20, low=1)
     from .newton import LINEAR_SOLVERS
-    linear_solver = t.string("linear_solver", "direct", choices=LINEAR_SOLVERS)
+    linear_solver = t.string("linear_solver", "auto", choices=LINEAR_SOLVERS)
     options = t.done()
     return TimeSettings(stepper, t_end, dt, cfl, steady_tol, max_steps, schedule, newton_tol,
                         max_newton, linear_solver, options)

@@ -19,7 +19,15 @@ import scipy.sparse.linalg as spla
 
 from .metrics import rate_summary
 
-LINEAR_SOLVERS = ("direct", "iterative")
+LINEAR_SOLVERS = ("auto", "direct", "iterative")
+
+
+def resolve_linear_solver(kind: str, dim: int) -> str:
+    """`auto`: SuperLU in 1D and 2D; GMRES + AMG in 3D, where LU fill-in makes the direct
+    solve 20-25x slower already at 33^3 (benchmarks/steady_state.py)."""
+    if kind != "auto":
+        return kind
+    return "iterative" if dim == 3 else "direct"
 
 
 @dataclass
@@ -37,7 +45,7 @@ class NewtonResult:
 
 
 class LinearSolver:
-    """Sparse direct (SuperLU) or GMRES with an algebraic-multigrid / ILU preconditioner."""
+    """Sparse direct (SuperLU) or GMRES with a smoothed-aggregation AMG preconditioner (pyamg)."""
 
     # Inexact Newton: a relative linear residual of 1e-8 costs a few more Krylov iterations than
     # Newton's own quadratic rate needs, and never stalls on round-off like 1e-10 can
@@ -50,12 +58,8 @@ class LinearSolver:
         if self.kind == "direct":
             self.iterations = 1
             return spla.splu(A.tocsc(), permc_spec="COLAMD").solve(b)
-        try:
-            import pyamg
-            M = pyamg.smoothed_aggregation_solver(A.tocsr(), symmetry="nonsymmetric").aspreconditioner()
-        except ImportError:
-            ilu = spla.spilu(A.tocsc(), drop_tol=1e-5, fill_factor=10)
-            M = spla.LinearOperator(A.shape, ilu.solve)
+        import pyamg        # imported here: the direct path (1D, 2D) never pays for it
+        M = pyamg.smoothed_aggregation_solver(A.tocsr(), symmetry="nonsymmetric").aspreconditioner()
         count = [0]
 
         def callback(_):
@@ -75,7 +79,7 @@ class NewtonSolver:
         self.op = op
         self.tol = tol
         self.max_iter = max_iter
-        self.linear = LinearSolver(linear_solver)
+        self.linear = LinearSolver(resolve_linear_solver(linear_solver, op.dim))
         self.bordered = op.boundary.removes_drift
         self.w = op.unknown_values(op.weight)
         self.w = self.w / self.w.sum() if self.w.sum() > 0 else self.w

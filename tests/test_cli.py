@@ -21,6 +21,7 @@ SMALL = {  # quick settings per bundled case: (overrides)
     "mixture1d_sep": ["grid.shape=[65]", "time.t_end=0.1", "output.every_time=0.05"],
     "mixture2d_sep": ["grid.shape=[25,25]", "time.t_end=0.1", "output.every_time=0.05"],
     "mixture2d_implicit": ["grid.shape=[25,25]", "time.t_end=2.0", "output.every_time=1.0"],
+    "ma_smooth_dirichlet": ["grid.shape=[17,17]"],
     "mixture3d": ["grid.shape=[9,9,9]", "time.t_end=0.1", "output.every_time=0.05"],
     "banana2d": ["grid.shape=[17,17]", "time.t_end=0.1", "output.every_time=0.05"],
     "torus_bimodal2d": ["grid.shape=[16,16]", "time.t_end=0.01", "output.every_time=0.005"],
